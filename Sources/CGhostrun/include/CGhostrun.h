@@ -1,0 +1,84 @@
+// CGhostrun: only what must be C — the code between fork and exec, and raw syscalls libc lacks.
+// Everything the child needs is prepared by the Swift caller before ghostrun_spawn is called;
+// the child makes async-signal-safe calls only and allocates nothing.
+#ifndef CGHOSTRUN_H
+#define CGHOSTRUN_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/resource.h>
+
+#define GHOSTRUN_MAX_CGROUP_FDS 8
+#define GHOSTRUN_MAX_RLIMITS 16
+#define GHOSTRUN_MAX_GROUPS 64
+#define GHOSTRUN_STEP_LEN 32
+
+/// A classic BPF program, mirrored from <linux/filter.h> so Swift can build it without that header.
+typedef struct ghostrun_bpf_insn {
+    uint16_t code;
+    uint8_t jt;
+    uint8_t jf;
+    uint32_t k;
+} ghostrun_bpf_insn;
+
+typedef struct ghostrun_spawn_config {
+    const char *path;            ///< absolute path of the program
+    char *const *argv;           ///< NULL-terminated
+    char *const *envp;           ///< NULL-terminated
+    const char *workdir;         ///< chdir target, or NULL
+
+    int stdin_fd, stdout_fd, stderr_fd;
+
+    /// Open O_WRONLY fds of `cgroup.procs` files; the child writes "0" to each before anything else.
+    int cgroup_fd_count;
+    int cgroup_fds[GHOSTRUN_MAX_CGROUP_FDS];
+
+    int rlimit_count;
+    int rlimit_resources[GHOSTRUN_MAX_RLIMITS];
+    struct rlimit rlimits[GHOSTRUN_MAX_RLIMITS];
+
+    int switch_ids;              ///< 1: setgroups/setgid/setuid below
+    uid_t uid;
+    gid_t gid;
+    int group_count;
+    gid_t groups[GHOSTRUN_MAX_GROUPS];
+
+    int set_capabilities;        ///< 1: apply the sets below
+    int last_cap;                ///< highest capability number the kernel knows
+    uint64_t cap_bounding;       ///< capabilities kept in the bounding set
+    uint64_t cap_effective;
+    uint64_t cap_permitted;
+    uint64_t cap_inheritable;
+    uint64_t cap_ambient;
+
+    int no_new_privs;
+
+    const ghostrun_bpf_insn *filter;  ///< seccomp filter, or NULL
+    unsigned short filter_len;
+    unsigned int seccomp_flags;
+} ghostrun_spawn_config;
+
+/// Forks and execs according to `config`. Returns 0 and sets `*pid_out` when execve succeeded.
+/// On failure returns the errno and copies the failing step's name into `step_out`; if the
+/// failure happened in the child, the child has been reaped already.
+int ghostrun_spawn(const ghostrun_spawn_config *config, pid_t *pid_out, char *step_out);
+
+/// seccomp(2), which glibc does not wrap.
+int ghostrun_seccomp(unsigned int operation, unsigned int flags, void *args);
+
+/// pidfd_open(2) and pidfd_send_signal(2).
+int ghostrun_pidfd_open(pid_t pid, unsigned int flags);
+int ghostrun_pidfd_send_signal(int pidfd, int sig);
+
+/// The errno value left by the last failing libc call (Swift cannot read the macro directly).
+int ghostrun_errno(void);
+
+/// Names and numbers of errno values known to this libc, for scenario parsing.
+const char *ghostrun_errno_name(int index, int *value_out);
+
+/// Fork a watchdog: the child blocks reading `read_fd` until it reaches end of file (every
+/// writer, in particular ghostrun, is gone), then execs `argv`. Used so a killed ghostrun still
+/// gets its cgroups and temporary directories cleaned up.
+pid_t ghostrun_spawn_reaper(const char *path, char *const *argv, int read_fd);
+
+#endif

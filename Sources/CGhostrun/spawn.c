@@ -1,0 +1,264 @@
+// The code between fork and exec. Only async-signal-safe calls after fork; nothing allocated.
+#include "CGhostrun.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+_Static_assert(sizeof(ghostrun_bpf_insn) == sizeof(struct sock_filter), "BPF instruction layout");
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+typedef struct {
+    int error;
+    char step[GHOSTRUN_STEP_LEN];
+} child_failure;
+
+static void copy_step(char *dst, const char *src) {
+    size_t i = 0;
+    for (; src[i] != '\0' && i + 1 < GHOSTRUN_STEP_LEN; i++) dst[i] = src[i];
+    dst[i] = '\0';
+}
+
+static void write_all(int fd, const void *buf, size_t len) {
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+__attribute__((noreturn)) static void child_fail(int report_fd, const char *step) {
+    child_failure failure;
+    memset(&failure, 0, sizeof failure);
+    failure.error = errno;
+    copy_step(failure.step, step);
+    write_all(report_fd, &failure, sizeof failure);
+    _exit(127);
+}
+
+static int apply_capsets(uint64_t effective, uint64_t permitted, uint64_t inheritable) {
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    data[0].effective = (uint32_t)effective;
+    data[0].permitted = (uint32_t)permitted;
+    data[0].inheritable = (uint32_t)inheritable;
+    data[1].effective = (uint32_t)(effective >> 32);
+    data[1].permitted = (uint32_t)(permitted >> 32);
+    data[1].inheritable = (uint32_t)(inheritable >> 32);
+    return (int)syscall(SYS_capset, &header, data);
+}
+
+__attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, int report_fd, pid_t parent) {
+    // Signal state: dispositions back to default (ignored signals survive execve), then unblock.
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = SIG_DFL;
+        sigaction(sig, &action, NULL);  // fails harmlessly for the realtime signals libc reserves
+    }
+    sigset_t empty;
+    sigemptyset(&empty);
+    if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) child_fail(report_fd, "sigprocmask");
+
+    if (setpgid(0, 0) != 0) child_fail(report_fd, "setpgid");
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) child_fail(report_fd, "pdeathsig");
+    if (getppid() != parent) _exit(127);  // ghostrun died between fork and prctl
+
+    // Join the run's cgroups before anything the target could observe; "0" means this process.
+    for (int i = 0; i < c->cgroup_fd_count; i++) {
+        if (write(c->cgroup_fds[i], "0", 1) != 1) child_fail(report_fd, "join-cgroup");
+    }
+
+    int fds[3] = {c->stdin_fd, c->stdout_fd, c->stderr_fd};
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] >= 0 && fds[i] != i && dup2(fds[i], i) < 0) child_fail(report_fd, "dup2");
+    }
+    // No descriptor of ghostrun's but stdio and the report pipe (already close-on-exec) survives.
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+        for (int fd = 3; fd < 1024; fd++) {
+            if (fd != report_fd) fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
+    }
+
+    if (c->workdir != NULL && chdir(c->workdir) != 0) child_fail(report_fd, "chdir");
+
+    for (int i = 0; i < c->rlimit_count; i++) {
+        if (setrlimit(c->rlimit_resources[i], &c->rlimits[i]) != 0) child_fail(report_fd, "setrlimit");
+    }
+
+    // The seccomp filter needs no_new_privs or CAP_SYS_ADMIN at load time. When the scenario
+    // asks for neither, CAP_SYS_ADMIN stays effective until the filter is loaded.
+    const uint64_t sys_admin = 1ULL << CAP_SYS_ADMIN;
+    int hold_sys_admin = c->filter != NULL && !c->no_new_privs && c->set_capabilities &&
+                         (c->cap_effective & sys_admin) == 0;
+
+    if (c->set_capabilities) {
+        // Bounding set first: dropping needs CAP_SETPCAP, which we still hold.
+        for (int cap = 0; cap <= c->last_cap && cap < 64; cap++) {
+            if ((c->cap_bounding & (1ULL << cap)) == 0 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+                child_fail(report_fd, "capbset-drop");
+            }
+        }
+        if (c->switch_ids && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) child_fail(report_fd, "keepcaps");
+    }
+
+    if (c->switch_ids) {
+        if (setgroups((size_t)c->group_count, c->groups) != 0) child_fail(report_fd, "setgroups");
+        if (setgid(c->gid) != 0) child_fail(report_fd, "setgid");
+        if (setuid(c->uid) != 0) child_fail(report_fd, "setuid");
+    }
+
+    if (c->set_capabilities) {
+        uint64_t effective = c->cap_effective | (hold_sys_admin ? sys_admin : 0);
+        uint64_t permitted = c->cap_permitted | (hold_sys_admin ? sys_admin : 0);
+        if (apply_capsets(effective, permitted, c->cap_inheritable) != 0) child_fail(report_fd, "capset");
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) child_fail(report_fd, "ambient-clear");
+        for (int cap = 0; cap <= c->last_cap && cap < 64; cap++) {
+            if ((c->cap_ambient & (1ULL << cap)) != 0 &&
+                prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) {
+                child_fail(report_fd, "ambient-raise");
+            }
+        }
+    }
+
+    if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(report_fd, "no-new-privs");
+
+    if (c->filter != NULL) {
+        struct sock_fprog program = {.len = c->filter_len, .filter = (struct sock_filter *)c->filter};
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, c->seccomp_flags, &program) < 0) {
+            child_fail(report_fd, "seccomp");
+        }
+        if (hold_sys_admin && apply_capsets(c->cap_effective, c->cap_permitted, c->cap_inheritable) != 0) {
+            child_fail(report_fd, "capset-after-seccomp");
+        }
+    }
+
+    execve(c->path, c->argv, c->envp);
+    child_fail(report_fd, "execve");
+}
+
+int ghostrun_spawn(const ghostrun_spawn_config *config, pid_t *pid_out, char *step_out) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        copy_step(step_out, "pipe");
+        return errno;
+    }
+    // Block every signal across fork so no handler of the parent runs in the child.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(report[0]);
+        run_child(config, report[1], parent);
+    }
+    int fork_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    close(report[1]);
+    if (pid < 0) {
+        close(report[0]);
+        copy_step(step_out, "fork");
+        return fork_errno;
+    }
+
+    child_failure failure;
+    size_t got = 0;
+    while (got < sizeof failure) {
+        ssize_t n = read(report[0], (char *)&failure + got, sizeof failure - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(report[0]);
+    if (got == 0) {
+        *pid_out = pid;
+        return 0;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (got < sizeof failure) {
+        copy_step(step_out, "report");
+        return EIO;
+    }
+    failure.step[GHOSTRUN_STEP_LEN - 1] = '\0';
+    copy_step(step_out, failure.step);
+    return failure.error;
+}
+
+int ghostrun_seccomp(unsigned int operation, unsigned int flags, void *args) {
+    return (int)syscall(SYS_seccomp, operation, flags, args);
+}
+
+int ghostrun_pidfd_open(pid_t pid, unsigned int flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
+
+int ghostrun_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+int ghostrun_errno(void) { return errno; }
+
+pid_t ghostrun_spawn_reaper(const char *path, char *const *argv, int read_fd) {
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    pid_t pid = fork();
+    if (pid == 0) {
+        // Its own session: a Ctrl-C aimed at ghostrun's process group must not reach the reaper.
+        setsid();
+        struct sigaction ignore;
+        memset(&ignore, 0, sizeof ignore);
+        ignore.sa_handler = SIG_IGN;
+        sigaction(SIGINT, &ignore, NULL);
+        sigaction(SIGTERM, &ignore, NULL);
+        sigaction(SIGHUP, &ignore, NULL);
+        sigaction(SIGPIPE, &ignore, NULL);
+        sigset_t empty;
+        sigemptyset(&empty);
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+        }
+        // Every other descriptor closes at exec; the pipe's write ends are close-on-exec already
+        // in ghostrun, but this copy of them must go now or the read below never sees EOF.
+        for (int fd = 3; fd < 1024; fd++) {
+            if (fd != read_fd && fd != 2) close(fd);
+        }
+        char buffer[64];
+        for (;;) {
+            ssize_t n = read(read_fd, buffer, sizeof buffer);
+            if (n == 0) break;
+            if (n < 0 && errno != EINTR) break;
+        }
+        execv(path, argv);
+        _exit(127);
+    }
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    return pid;
+}

@@ -1,0 +1,45 @@
+import Foundation
+
+/// The contract's outcome names (scenario-format.md).
+public enum Outcome: String, Codable, Sendable, CaseIterable {
+    case ok
+    case clearError = "clear-error"
+    case silentExit = "silent-exit"
+    case crash
+    case signaled
+    case hang
+    case skipped
+    case harnessError = "harness-error"
+}
+
+public enum HangKind: String, Codable, Sendable, CaseIterable {
+    case frozen
+    case blocked
+    case spinning
+    case stopped
+}
+
+/// What the classifier concluded from a `RunObservation`.
+public struct Classification: Equatable, Sendable {
+    public var outcome: Outcome
+    public var hangKind: HangKind?
+    public var exitCode: Int32?
+    /// Signal name (`SIGSYS`), when the go command was terminated by one.
+    public var signal: String?
+    /// One sentence on why: "stderr: failed to initialize build cache ...", "SIGSYS: bad system call in go".
+    public var summary: String
+    /// The first line of stderr that reads like a diagnostic, if any.
+    public var firstDiagnostic: String?
+    /// The process that failed, when the evidence names one (`compile`, `link`, the built program).
+    public var failingProcess: String?
+    public init(outcome: Outcome, hangKind: HangKind? = nil, exitCode: Int32? = nil, signal: String? = nil,
+                summary: String, firstDiagnostic: String? = nil, failingProcess: String? = nil) {
+        self.outcome = outcome
+        self.hangKind = hangKind
+        self.exitCode = exitCode
+        self.signal = signal
+        self.summary = summary
+        self.firstDiagnostic = firstDiagnostic
+        self.failingProcess = failingProcess
+    }
+}

@@ -1,0 +1,233 @@
+import Foundation
+
+/// One scenario × toolchain result, in the shape of the contract's result JSON.
+public struct RunResult: Codable, Equatable, Sendable {
+    public var name: String
+    public var goVersion: String
+    /// The toolchain binary the run used.
+    public var goPath: String?
+    public var scenarioFile: String?
+    public var scenarioLine: Int?
+    public var tags: [String]
+    public var outcome: Outcome
+    /// true / false, or nil when nothing was expected.
+    public var passed: Bool?
+    public var expected: ExpectedJSON?
+    /// Each expectation key that did not hold, with what was seen instead.
+    public var failures: [String]
+    public var exitCode: Int32?
+    public var signal: String?
+    public var hangKind: HangKind?
+    public var durationMs: Int
+    public var stderrTail: String
+    public var stdoutTail: String
+    /// Why the run was skipped or could not be set up.
+    public var reason: String?
+    public var summary: String
+    public var firstDiagnostic: String?
+    public var failingProcess: String?
+    public var evidence: Evidence
+
+    enum CodingKeys: String, CodingKey {
+        case name, goVersion = "go_version", goPath = "go_path", scenarioFile = "scenario_file",
+            scenarioLine = "scenario_line", tags, outcome, passed, expected, failures, exitCode = "exit_code",
+            signal, hangKind = "hang_kind", durationMs = "duration_ms", stderrTail = "stderr_tail",
+            stdoutTail = "stdout_tail", reason, summary, firstDiagnostic = "first_diagnostic",
+            failingProcess = "failing_process", evidence
+    }
+
+    public init(name: String, goVersion: String, outcome: Outcome, summary: String, evidence: Evidence = Evidence()) {
+        self.name = name
+        self.goVersion = goVersion
+        self.goPath = nil
+        self.scenarioFile = nil
+        self.scenarioLine = nil
+        self.tags = []
+        self.outcome = outcome
+        self.passed = nil
+        self.expected = nil
+        self.failures = []
+        self.exitCode = nil
+        self.signal = nil
+        self.hangKind = nil
+        self.durationMs = 0
+        self.stderrTail = ""
+        self.stdoutTail = ""
+        self.reason = nil
+        self.summary = summary
+        self.firstDiagnostic = nil
+        self.failingProcess = nil
+        self.evidence = evidence
+    }
+
+    // Required contract fields are always written, as null when absent.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(goVersion, forKey: .goVersion)
+        try c.encodeIfPresent(goPath, forKey: .goPath)
+        try c.encodeIfPresent(scenarioFile, forKey: .scenarioFile)
+        try c.encodeIfPresent(scenarioLine, forKey: .scenarioLine)
+        try c.encode(tags, forKey: .tags)
+        try c.encode(outcome, forKey: .outcome)
+        try c.encode(passed, forKey: .passed)
+        try c.encode(expected, forKey: .expected)
+        try c.encode(failures, forKey: .failures)
+        try c.encode(exitCode, forKey: .exitCode)
+        try c.encode(signal, forKey: .signal)
+        try c.encode(hangKind, forKey: .hangKind)
+        try c.encode(durationMs, forKey: .durationMs)
+        try c.encode(stderrTail, forKey: .stderrTail)
+        try c.encode(stdoutTail, forKey: .stdoutTail)
+        try c.encodeIfPresent(reason, forKey: .reason)
+        try c.encode(summary, forKey: .summary)
+        try c.encodeIfPresent(firstDiagnostic, forKey: .firstDiagnostic)
+        try c.encodeIfPresent(failingProcess, forKey: .failingProcess)
+        try c.encode(evidence, forKey: .evidence)
+    }
+}
+
+/// The `expect:` block as written, for reports.
+public struct ExpectedJSON: Codable, Equatable, Sendable {
+    public var outcome: [Outcome]?
+    public var exit: Int32?
+    public var signal: String?
+    public var stderr: String?
+    public var stdout: String?
+    public var artifact: String?
+    public var hangKind: HangKind?
+    enum CodingKeys: String, CodingKey {
+        case outcome, exit, signal, stderr, stdout, artifact, hangKind = "hang_kind"
+    }
+    public init(_ e: Expectation) {
+        outcome = e.outcomes
+        exit = e.exit
+        signal = e.signal
+        stderr = e.stderr
+        stdout = e.stdout
+        artifact = e.artifact
+        hangKind = e.hangKind
+    }
+}
+
+public struct Evidence: Codable, Equatable, Sendable {
+    public var processes: [ProcessEvidence] = []
+    public var denials: [Denial] = []
+    public var firstDenial: Denial?
+    public var cgroup: CgroupObservation?
+    public var hangSnapshots: [HangSnapshot] = []
+    public var goroutineDump: String?
+    /// Whether every process seen ran with the Seccomp mode and CapEff the scenario asked for.
+    public var restrictionsConfirmed: RestrictionCheck?
+    enum CodingKeys: String, CodingKey {
+        case processes, denials, firstDenial = "first_denial", cgroup, hangSnapshots = "hang_snapshots",
+            goroutineDump = "goroutine_dump", restrictionsConfirmed = "restrictions_confirmed"
+    }
+    public init() {}
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(processes, forKey: .processes)
+        try c.encode(denials, forKey: .denials)
+        try c.encode(firstDenial, forKey: .firstDenial)
+        try c.encode(cgroup, forKey: .cgroup)
+        try c.encode(hangSnapshots, forKey: .hangSnapshots)
+        try c.encodeIfPresent(goroutineDump, forKey: .goroutineDump)
+        try c.encodeIfPresent(restrictionsConfirmed, forKey: .restrictionsConfirmed)
+    }
+}
+
+/// The per-process fields the contract requires, first and last values.
+public struct ProcessEvidence: Codable, Equatable, Sendable {
+    public var pid: Int32
+    public var ppid: Int32
+    public var comm: String
+    public var exe: String?
+    public var firstState: String
+    public var lastState: String
+    public var capEff: String
+    public var capPrm: String
+    public var capBnd: String
+    public var capAmb: String
+    public var noNewPrivs: Int
+    public var seccomp: Int
+    public var seccompFilters: Int
+    public var uid: UInt32?
+    public var threads: Int
+    public var cpuTicks: UInt64
+    public var stateChanges: [StateChange]
+    enum CodingKeys: String, CodingKey {
+        case pid, ppid, comm, exe, firstState = "first_state", lastState = "last_state", capEff = "CapEff",
+            capPrm = "CapPrm", capBnd = "CapBnd", capAmb = "CapAmb", noNewPrivs = "NoNewPrivs", seccomp = "Seccomp",
+            seccompFilters = "Seccomp_filters", uid, threads = "Threads", cpuTicks = "cpu_ticks",
+            stateChanges = "state_changes"
+    }
+    public init(_ p: ProcessObservation) {
+        pid = p.pid
+        ppid = p.ppid
+        comm = p.comm
+        exe = p.exe
+        firstState = p.first.status.state
+        lastState = p.last.status.state
+        let s = p.first.status
+        capEff = String(format: "%016llx", s.capEff)
+        capPrm = String(format: "%016llx", s.capPrm)
+        capBnd = String(format: "%016llx", s.capBnd)
+        capAmb = String(format: "%016llx", s.capAmb)
+        noNewPrivs = s.noNewPrivs
+        seccomp = s.seccomp
+        seccompFilters = s.seccompFilters
+        uid = s.uid.first
+        threads = max(p.first.status.threads, p.last.status.threads)
+        cpuTicks = p.last.cpuTicks
+        stateChanges = p.stateChanges
+    }
+}
+
+public struct RestrictionCheck: Codable, Equatable, Sendable {
+    public var confirmed: Bool
+    public var checkedProcesses: Int
+    public var mismatches: [String]
+    enum CodingKeys: String, CodingKey {
+        case confirmed, checkedProcesses = "checked_processes", mismatches
+    }
+    public init(confirmed: Bool, checkedProcesses: Int, mismatches: [String]) {
+        self.confirmed = confirmed
+        self.checkedProcesses = checkedProcesses
+        self.mismatches = mismatches
+    }
+}
+
+/// Facts about the host, written in every run file and report.
+public struct HostFacts: Codable, Equatable, Sendable {
+    public var kernel: String
+    public var libseccomp: String
+    public var cgroup: String
+    public var ghostrunVersion: String
+    public var hostname: String
+    enum CodingKeys: String, CodingKey {
+        case kernel, libseccomp, cgroup, ghostrunVersion = "ghostrun_version", hostname
+    }
+    public init(kernel: String, libseccomp: String, cgroup: String, ghostrunVersion: String, hostname: String) {
+        self.kernel = kernel
+        self.libseccomp = libseccomp
+        self.cgroup = cgroup
+        self.ghostrunVersion = ghostrunVersion
+        self.hostname = hostname
+    }
+}
+
+/// `{"ghostrun": VERSION, "host": {...}, "results": [...]}`
+public struct RunFile: Codable, Equatable, Sendable {
+    public var ghostrun: String
+    public var host: HostFacts
+    public var results: [RunResult]
+    public init(ghostrun: String, host: HostFacts, results: [RunResult]) {
+        self.ghostrun = ghostrun
+        self.host = host
+        self.results = results
+    }
+}
+
+public enum GhostrunVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,265 @@
+import Foundation
+
+/// Where a value came from in a scenario file, for error messages a user can act on.
+public struct SourceLocation: Equatable, Sendable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public init(file: String, line: Int) {
+        self.file = file
+        self.line = line
+    }
+    public var description: String { "\(file):\(line)" }
+}
+
+/// One scenario as the user wrote it, with every name already resolved and checked.
+public struct Scenario: Sendable {
+    public var name: String
+    public var description: String?
+    public var tags: [String]
+    public var goConstraint: VersionConstraint?
+    public var run: [String]
+    public var files: [(path: String, content: String)]
+    public var fixture: String?
+    public var workdir: String
+    public var env: [(name: String, value: String?)]
+    public var envClear: Bool
+    public var paths: [PathStep]
+    public var sandbox: Sandbox
+    public var faults: [Fault]
+    public var seed: UInt64?
+    public var trace: TraceRequest
+    public var success: SuccessCriteria
+    public var timeout: Duration
+    public var hangAfter: Duration
+    public var expect: Expectation?
+    /// The file the scenario came from and the line of its `name:` key.
+    public var location: SourceLocation
+    public var scenarioDirectory: String
+
+    public init(name: String, run: [String], location: SourceLocation, scenarioDirectory: String) {
+        self.name = name
+        self.description = nil
+        self.tags = []
+        self.goConstraint = nil
+        self.run = run
+        self.files = []
+        self.fixture = nil
+        self.workdir = "."
+        self.env = []
+        self.envClear = false
+        self.paths = []
+        self.sandbox = Sandbox()
+        self.faults = []
+        self.seed = nil
+        self.trace = .off
+        self.success = SuccessCriteria()
+        self.timeout = .seconds(60)
+        self.hangAfter = .seconds(10)
+        self.expect = nil
+        self.location = location
+        self.scenarioDirectory = scenarioDirectory
+    }
+}
+
+/// `paths:` entries, prepared in order before the run as root.
+public struct PathStep: Sendable, Equatable {
+    public var path: String
+    public var mkdir: Bool
+    public var mode: UInt32?
+    public var owner: (uid: UInt32, gid: UInt32)?
+    public var content: String?
+    public init(path: String, mkdir: Bool = false, mode: UInt32? = nil, owner: (uid: UInt32, gid: UInt32)? = nil,
+                content: String? = nil) {
+        self.path = path
+        self.mkdir = mkdir
+        self.mode = mode
+        self.owner = owner
+        self.content = content
+    }
+    public static func == (a: PathStep, b: PathStep) -> Bool {
+        a.path == b.path && a.mkdir == b.mkdir && a.mode == b.mode && a.owner?.uid == b.owner?.uid
+            && a.owner?.gid == b.owner?.gid && a.content == b.content
+    }
+}
+
+public struct Sandbox: Sendable {
+    public var user: (uid: UInt32, gid: UInt32)?
+    public var noNewPrivs: Bool = false
+    public var capabilities: CapabilityRequest?
+    public var seccomp: SeccompPolicy?
+    public var rlimits: [ResourceLimit] = []
+    public var cgroup: CgroupRequest = CgroupRequest()
+    public init() {}
+}
+
+/// `capabilities:`: drop, then add; ambient on top.
+public struct CapabilityRequest: Sendable, Equatable {
+    public var drop: CapabilitySet
+    public var add: CapabilitySet
+    public var ambient: CapabilitySet
+    public init(drop: CapabilitySet = [], add: CapabilitySet = [], ambient: CapabilitySet = []) {
+        self.drop = drop
+        self.add = add
+        self.ambient = ambient
+    }
+    /// The capabilities the go command keeps, starting from `full` (what root has).
+    public func kept(from full: CapabilitySet) -> CapabilitySet {
+        full.subtracting(drop).union(add).union(ambient)
+    }
+}
+
+public enum SeccompAction: Sendable, Equatable, CustomStringConvertible {
+    case allow
+    case errno(Int32)
+    case trap
+    case killProcess
+    case killThread
+    case log
+
+    public var description: String {
+        switch self {
+        case .allow: return "allow"
+        case .errno(let value): return "errno:\(ErrnoName.name(of: value) ?? String(value))"
+        case .trap: return "trap"
+        case .killProcess: return "kill-process"
+        case .killThread: return "kill-thread"
+        case .log: return "log"
+        }
+    }
+    /// The short name used in evidence (`errno`, `trap`, `kill-process`, ...).
+    public var kind: String {
+        switch self {
+        case .errno: return "errno"
+        default: return description
+        }
+    }
+}
+
+public struct SeccompArgCondition: Sendable, Equatable {
+    public enum Op: String, Sendable, CaseIterable { case eq, ne, lt, le, gt, ge, masked_eq }
+    public var index: UInt32
+    public var op: Op
+    public var value: UInt64
+    public var mask: UInt64
+    public init(index: UInt32, op: Op, value: UInt64, mask: UInt64 = 0) {
+        self.index = index
+        self.op = op
+        self.value = value
+        self.mask = mask
+    }
+}
+
+public struct SeccompRule: Sendable, Equatable {
+    public var syscalls: [String]
+    public var action: SeccompAction
+    public var args: [SeccompArgCondition]
+    public var location: SourceLocation?
+    public init(syscalls: [String], action: SeccompAction, args: [SeccompArgCondition] = [],
+                location: SourceLocation? = nil) {
+        self.syscalls = syscalls
+        self.action = action
+        self.args = args
+        self.location = location
+    }
+}
+
+public struct SeccompPolicy: Sendable, Equatable {
+    public var profile: String?
+    public var defaultAction: SeccompAction
+    public var rules: [SeccompRule]
+    public init(profile: String? = nil, defaultAction: SeccompAction = .allow, rules: [SeccompRule] = []) {
+        self.profile = profile
+        self.defaultAction = defaultAction
+        self.rules = rules
+    }
+}
+
+public struct ResourceLimit: Sendable, Equatable {
+    public var name: String
+    public var resource: Int32
+    public var soft: UInt64
+    public var hard: UInt64
+    public init(name: String, resource: Int32, soft: UInt64, hard: UInt64) {
+        self.name = name
+        self.resource = resource
+        self.soft = soft
+        self.hard = hard
+    }
+}
+
+public struct FreezeStep: Sendable, Equatable {
+    public enum Trigger: Sendable, Equatable {
+        case after(Duration)
+        case onProcess(String)
+    }
+    public var trigger: Trigger
+    /// Thaw after this long; nil keeps the cgroup frozen until the timeout.
+    public var hold: Duration?
+    public init(trigger: Trigger, hold: Duration?) {
+        self.trigger = trigger
+        self.hold = hold
+    }
+}
+
+public struct CgroupRequest: Sendable, Equatable {
+    public var pidsMax: Int?
+    public var memoryMax: UInt64?
+    public var freeze: [FreezeStep] = []
+    public init(pidsMax: Int? = nil, memoryMax: UInt64? = nil, freeze: [FreezeStep] = []) {
+        self.pidsMax = pidsMax
+        self.memoryMax = memoryMax
+        self.freeze = freeze
+    }
+}
+
+/// `faults:` entries (the supervisor that applies them comes with syscall tracing).
+public struct Fault: Sendable, Equatable {
+    public enum When: Sendable, Equatable {
+        case nth(Int)
+        case every
+        case probability(Double)
+    }
+    public var syscall: String
+    public var errno: Int32?
+    public var path: String?
+    public var process: String?
+    public var when: When
+    public var delay: Duration?
+    public var location: SourceLocation?
+    public init(syscall: String, errno: Int32?, path: String? = nil, process: String? = nil, when: When = .every,
+                delay: Duration? = nil, location: SourceLocation? = nil) {
+        self.syscall = syscall
+        self.errno = errno
+        self.path = path
+        self.process = process
+        self.when = when
+        self.delay = delay
+        self.location = location
+    }
+}
+
+public enum TraceRequest: Sendable, Equatable {
+    case off
+    case all
+    case syscalls([String])
+}
+
+public struct SuccessCriteria: Sendable, Equatable {
+    public var artifact: String?
+    public var stdout: String?
+    public init(artifact: String? = nil, stdout: String? = nil) {
+        self.artifact = artifact
+        self.stdout = stdout
+    }
+}
+
+public struct Expectation: Sendable, Equatable {
+    public var outcomes: [Outcome]?
+    public var exit: Int32?
+    public var signal: String?
+    public var stderr: String?
+    public var stdout: String?
+    public var artifact: String?
+    public var hangKind: HangKind?
+    public init() {}
+}
