@@ -180,6 +180,8 @@ public struct RunObservation: Codable, Equatable, Sendable {
     public var successArtifact: String?
     public var artifactExists: Bool?
     public var successStdout: String?
+    /// Whether `expect.artifact` exists after the run (nil when not expected).
+    public var expectArtifactExists: Bool?
     public var processes: [ProcessObservation]
     public var denials: [Denial]
     public var cgroup: CgroupObservation?
@@ -202,6 +204,7 @@ public struct RunObservation: Codable, Equatable, Sendable {
         self.successArtifact = successArtifact
         self.artifactExists = artifactExists
         self.successStdout = successStdout
+        self.expectArtifactExists = nil
         self.processes = processes
         self.denials = denials
         self.cgroup = cgroup
