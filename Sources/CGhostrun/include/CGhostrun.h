@@ -66,6 +66,9 @@ int ghostrun_spawn(const ghostrun_spawn_config *config, pid_t *pid_out, char *st
 /// seccomp(2), which glibc does not wrap.
 int ghostrun_seccomp(unsigned int operation, unsigned int flags, void *args);
 
+/// memfd_create(2) with MFD_CLOEXEC, for exporting libseccomp's program.
+int ghostrun_memfd(const char *name);
+
 /// pidfd_open(2) and pidfd_send_signal(2).
 int ghostrun_pidfd_open(pid_t pid, unsigned int flags);
 int ghostrun_pidfd_send_signal(int pidfd, int sig);

@@ -1,0 +1,232 @@
+import CGhostrun
+import Foundation
+
+/// The freeze schedule of one run: steps in order, each after the previous one thawed.
+struct FreezeSchedule {
+    private var steps: [FreezeStep]
+    private var index = 0
+    private var frozenAt: ContinuousClock.Instant?
+    private var stepArmedAt: ContinuousClock.Instant
+
+    init(steps: [FreezeStep], start: ContinuousClock.Instant) {
+        self.steps = steps
+        self.stepArmedAt = start
+    }
+
+    enum Action { case freeze, thaw }
+
+    /// What to do now, given the time and the processes that appeared since the last call.
+    mutating func next(now: ContinuousClock.Instant, newProcessNames: [String]) -> Action? {
+        guard index < steps.count else { return nil }
+        let step = steps[index]
+        if let frozenAt {
+            guard let hold = step.hold, now - frozenAt >= hold else { return nil }
+            self.frozenAt = nil
+            index += 1
+            stepArmedAt = now
+            return .thaw
+        }
+        let due: Bool
+        switch step.trigger {
+        case .after(let delay): due = now - stepArmedAt >= delay
+        case .onProcess(let name): due = newProcessNames.contains(name)
+        }
+        guard due else { return nil }
+        frozenAt = now
+        return .freeze
+    }
+
+    /// Whether the current step is holding the cgroup frozen.
+    var isHolding: Bool { frozenAt != nil }
+}
+
+extension ScenarioRunner {
+    /// Spawns the go command into the run's cgroup and watches it until it ends or hangs.
+    func observe(_ scenario: Scenario, plan: PreparedRun, cgroup: RunCgroup, work: WorkDirectory,
+                 toolchain: Toolchain) throws -> RunObservation {
+        let stdout = try OutputCapture()
+        let stderr = try OutputCapture()
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(devNull) }
+
+        var spawn = plan.spawn
+        spawn.stdin = devNull
+        spawn.stdout = stdout.writeFd
+        spawn.stderr = stderr.writeFd
+        spawn.cgroupDescriptors = cgroup.joinDescriptors
+
+        let audit = KernelAuditLog.shared.isAvailable ? KernelAuditLog.shared.subscribe() : nil
+        defer { audit?.cancel() }
+        let kernelStartUsec = KernelAuditLog.kernelMonotonicNowUsec()
+        let start = ContinuousClock.now
+        let sampler = ProcessSampler(runStart: start)
+
+        let pid: pid_t
+        do {
+            pid = try Spawner.spawn(spawn)
+        } catch {
+            stdout.closeWriteEnd()
+            stderr.closeWriteEnd()
+            throw error
+        }
+        stdout.closeWriteEnd()
+        stderr.closeWriteEnd()
+        stdout.start()
+        stderr.start()
+
+        var termination: Termination?
+        var schedule = FreezeSchedule(steps: scenario.sandbox.cgroup.freeze, start: start)
+        var events: [CgroupEvent] = []
+        var frozenSeen = false
+        var lastFrozen = false
+        var lastProgress = start
+        var lastCPU: UInt64 = 0
+        var lastOutput = 0
+        var processCount = 0
+        var cpuHistory: [(ContinuousClock.Instant, UInt64)] = []
+        var denials: [Denial] = []
+        var seenPids = Set<Int32>([pid])
+        var snapshots: [HangSnapshot] = []
+        var goroutineDump: String?
+        var cpuMovingAtEnd = false
+        var hangTrigger: HangTrigger?
+        func ms(_ instant: ContinuousClock.Instant) -> Int { (instant - start).milliseconds }
+
+        func collectDenials() {
+            guard let audit else { return }
+            let exclusiveGoroot = ActiveRuns.shared.runsUsing(goroot: toolchain.goroot) <= 1
+            for record in audit.drain() {
+                let exe = record.exe ?? ""
+                let ours = seenPids.contains(record.pid) || exe.hasPrefix(work.root)
+                    || (exclusiveGoroot && exe.hasPrefix(toolchain.goroot))
+                if ours { denials.append(record.denial(runStartKernelUsec: kernelStartUsec)) }
+            }
+        }
+
+        var interval = options.minimumInterval
+        while termination == nil {
+            var status: Int32 = 0
+            let waited = waitpid(pid, &status, WNOHANG)
+            if waited == pid {
+                termination = ScenarioRunner.termination(from: status)
+                break
+            }
+            let now = ContinuousClock.now
+            let round = sampler.sample(pids: cgroup.pids())
+            for process in round.newProcesses { seenPids.insert(process.pid) }
+            collectDenials()
+
+            // Freeze schedule.
+            switch schedule.next(now: now, newProcessNames: round.newProcesses.map(\.comm)) {
+            case .freeze?:
+                do {
+                    try cgroup.freeze()
+                    events.append(CgroupEvent(timeMs: ms(now), event: "freeze-requested", detail: cgroup.freezeVia))
+                } catch {
+                    events.append(CgroupEvent(timeMs: ms(now), event: "freeze-failed", detail: "\(error)"))
+                }
+            case .thaw?:
+                try? cgroup.thaw()
+                events.append(CgroupEvent(timeMs: ms(now), event: "thaw-requested", detail: cgroup.freezeVia))
+                lastProgress = now  // a thaw is the harness's doing; the target gets a fresh hang window
+            case nil: break
+            }
+            let frozen = !scenario.sandbox.cgroup.freeze.isEmpty && cgroup.isFrozen()
+            if frozen != lastFrozen {
+                events.append(CgroupEvent(timeMs: ms(now), event: frozen ? "frozen" : "thawed"))
+                lastFrozen = frozen
+                if frozen { frozenSeen = true }
+            }
+
+            // Progress: CPU of every process, new processes, output.
+            let output = stdout.byteCount + stderr.byteCount
+            let seen = seenPids.count
+            if round.totalCPUTicks != lastCPU || output != lastOutput || seen != processCount {
+                lastProgress = now
+                lastCPU = round.totalCPUTicks
+                lastOutput = output
+                processCount = seen
+            }
+            cpuHistory.append((now, round.totalCPUTicks))
+            cpuHistory.removeAll { now - $0.0 > .seconds(2) }
+
+            if now - start >= scenario.timeout {
+                hangTrigger = .timeout
+            } else if now - lastProgress >= scenario.hangAfter {
+                hangTrigger = .noProgress
+            }
+            if let trigger = hangTrigger {
+                let pids = cgroup.pids()
+                snapshots = sampler.snapshot(pids: pids)
+                cpuMovingAtEnd = (cpuHistory.last?.1 ?? 0) > (cpuHistory.first?.1 ?? 0)
+                let frozenNow = cgroup.isFrozen() || round.anyFrozenWchan
+                if frozenNow { frozenSeen = true }
+                if !frozenNow && !round.allStoppedOrTraced {
+                    // Go prints every goroutine's stack on SIGQUIT (GOTRACEBACK=all in the base environment).
+                    let before = stderr.byteCount
+                    for target in pids { kill(target, SIGQUIT) }
+                    let deadline = ContinuousClock.now + .seconds(2)
+                    while ContinuousClock.now < deadline && waitpid(pid, &status, WNOHANG) == 0 {
+                        usleep(20_000)
+                    }
+                    stderr.waitForEnd(timeout: 0.3)
+                    let dump = stderr.text(since: before)
+                    if !dump.isEmpty { goroutineDump = dump }
+                }
+                termination = .killedByHarness(reason: trigger)
+                break
+            }
+
+            let elapsed = now - start
+            interval = elapsed < .milliseconds(300) ? options.minimumInterval
+                : min(options.maximumInterval, interval + .milliseconds(5))
+            try? Task.checkCancellation()
+            usleep(UInt32(interval.milliseconds * 1000))
+        }
+
+        let end = ContinuousClock.now
+        // The go command is done: give stragglers' output a moment, then kill the rest of the cgroup.
+        if case .killedByHarness = termination {} else {
+            let deadline = ContinuousClock.now + .milliseconds(500)
+            while ContinuousClock.now < deadline && !cgroup.pids().isEmpty { usleep(5_000) }
+        }
+        _ = sampler.sample(pids: cgroup.pids())
+        let pidsMaxHits = cgroup.pidsMaxHits()
+        let oomKills = cgroup.oomKills()
+        cgroup.destroy()
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        stdout.waitForEnd(timeout: 2)
+        stderr.waitForEnd(timeout: 2)
+        // Kernel audit records arrive through printk asynchronously.
+        if audit != nil {
+            usleep(50_000)
+            collectDenials()
+        }
+        if pidsMaxHits.map({ $0 > 0 }) ?? false {
+            events.append(CgroupEvent(timeMs: ms(end), event: "pids-max", detail: "\(pidsMaxHits!) forks refused"))
+        }
+        if oomKills.map({ $0 > 0 }) ?? false {
+            events.append(CgroupEvent(timeMs: ms(end), event: "oom-kill", detail: "\(oomKills!) processes killed"))
+        }
+
+        var observation = RunObservation(
+            termination: termination!, durationMs: (end - start).milliseconds, stdout: stdout.text,
+            stderr: stderr.text, successArtifact: plan.successArtifact,
+            artifactExists: plan.successArtifact.map { FileManager.default.fileExists(atPath: $0) },
+            successStdout: scenario.success.stdout, processes: sampler.observations(),
+            denials: denials.sorted { $0.timeMs < $1.timeMs },
+            cgroup: CgroupObservation(path: cgroup.primaryPath, extraPaths: Array(cgroup.allPaths.dropFirst()),
+                                      frozenSeen: frozenSeen, events: events, pidsMaxHits: pidsMaxHits,
+                                      oomKills: oomKills),
+            hangSnapshots: snapshots, goroutineDump: goroutineDump, cpuMovingAtEnd: cpuMovingAtEnd, rootPid: pid)
+        observation.expectArtifactExists = plan.expectArtifact.map { FileManager.default.fileExists(atPath: $0) }
+        return observation
+    }
+
+    static func termination(from status: Int32) -> Termination {
+        let signal = status & 0x7f
+        if signal == 0 { return .exited((status >> 8) & 0xff) }
+        return .signaled(signal)
+    }
+}

@@ -1,0 +1,380 @@
+import Foundation
+
+/// Where the host's cgroup hierarchies are, read from /proc/self/mountinfo (never hard-coded:
+/// this project's machines mount v2 at /sys/fs/cgroup/unified, most hosts at /sys/fs/cgroup).
+public struct CgroupHierarchies: Sendable, Equatable {
+    /// Mount point of the cgroup2 hierarchy.
+    public var v2: String?
+    /// cgroup v1 controller name → mount point (freezer, pids, memory, ...).
+    public var v1: [String: String]
+
+    public init(v2: String?, v1: [String: String]) {
+        self.v2 = v2
+        self.v1 = v1
+    }
+
+    /// Parses mountinfo text: field 5 is the mount point; after " - " come fstype, source, super options.
+    public static func parse(mountinfo: String) -> CgroupHierarchies {
+        var v2: String?
+        var v1: [String: String] = [:]
+        for line in mountinfo.split(separator: "\n") {
+            guard let dash = line.range(of: " - ") else { continue }
+            let before = line[..<dash.lowerBound].split(separator: " ")
+            let after = line[dash.upperBound...].split(separator: " ")
+            guard before.count >= 5, after.count >= 3 else { continue }
+            let mountPoint = unescapeMountPath(String(before[4]))
+            switch after[0] {
+            case "cgroup2":
+                if v2 == nil { v2 = mountPoint }
+            case "cgroup":
+                for option in after[2].split(separator: ",") {
+                    let name = String(option)
+                    if ["freezer", "pids", "memory", "cpu", "cpuacct", "cpuset", "blkio", "devices"].contains(name) {
+                        if v1[name] == nil { v1[name] = mountPoint }
+                    }
+                }
+            default: continue
+            }
+        }
+        return CgroupHierarchies(v2: v2, v1: v1)
+    }
+
+    static func unescapeMountPath(_ path: String) -> String {
+        path.replacingOccurrences(of: "\\040", with: " ").replacingOccurrences(of: "\\011", with: "\t")
+    }
+
+    public static func discover() -> CgroupHierarchies {
+        parse(mountinfo: (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "")
+    }
+
+    /// Controllers the v2 root offers (`cgroup.controllers`).
+    public var v2Controllers: Set<String> {
+        guard let v2, let text = try? String(contentsOfFile: v2 + "/cgroup.controllers", encoding: .utf8) else {
+            return []
+        }
+        return Set(text.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+    }
+
+    public var v2HasFreeze: Bool {
+        guard let v2 else { return false }
+        // cgroup.freeze exists on non-root cgroups only; look for the feature through any child.
+        return FileManager.default.fileExists(atPath: v2 + "/" + CgroupParentName.name + "/cgroup.freeze")
+            || CgroupHierarchies.kernelAtLeast(5, 2)
+    }
+
+    public var v2HasKill: Bool { v2 != nil && CgroupHierarchies.kernelAtLeast(5, 14) }
+
+    static func kernelAtLeast(_ major: Int, _ minor: Int) -> Bool {
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard parts.count == 2 else { return false }
+        return (parts[0], parts[1]) >= (major, minor)
+    }
+
+    /// One line for reports: "v2 at /sys/fs/cgroup/unified; v1 freezer, memory, pids".
+    public var summary: String {
+        var parts: [String] = []
+        if let v2 { parts.append("v2 at \(v2)") }
+        let v1Names = ["freezer", "pids", "memory"].filter { v1[$0] != nil }
+        if !v1Names.isEmpty { parts.append("v1 " + v1Names.joined(separator: ", ")) }
+        return parts.isEmpty ? "none" : parts.joined(separator: "; ")
+    }
+}
+
+public enum CgroupParentName {
+    /// Every run's cgroup lives under a child of each hierarchy's root with this name.
+    public static let name = "ghostrun"
+}
+
+/// The host cannot give what the scenario asks for; the run is `skipped` with this reason.
+public struct HostUnsupported: Error, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
+}
+
+public struct CgroupError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// One run's cgroups: a v2 cgroup (membership, freeze, kill, events) plus v1 cgroups for the controllers
+/// v2 does not offer on this host.
+public final class RunCgroup: @unchecked Sendable {
+    public let name: String
+    public private(set) var v2Path: String?
+    /// Controller → path of this run's cgroup in that v1 hierarchy.
+    public private(set) var v1Paths: [String: String] = [:]
+    public private(set) var pidsVia: String?
+    public private(set) var memoryVia: String?
+    public private(set) var freezeVia: String?
+    private var procsFds: [Int32] = []
+
+    /// Creates the cgroups and applies limits. Throws `HostUnsupported` when a needed controller is missing.
+    public init(name: String, hierarchies h: CgroupHierarchies, request: CgroupRequest) throws {
+        self.name = name
+        let controllers = h.v2Controllers
+        func parent(_ root: String) throws -> String {
+            let parent = root + "/" + CgroupParentName.name
+            if mkdir(parent, 0o755) != 0 && errno != EEXIST {
+                throw CgroupError(message: "cannot create \(parent): \(String(cString: strerror(errno)))")
+            }
+            return parent
+        }
+        // v2: enable the controllers we need in the subtree, when the root offers them.
+        var wantV2: [String] = []
+        if request.pidsMax != nil && controllers.contains("pids") { wantV2.append("pids") }
+        if request.memoryMax != nil && controllers.contains("memory") { wantV2.append("memory") }
+        var v2Path: String?
+        if let root = h.v2 {
+            let parentPath = try parent(root)
+            for controller in wantV2 {
+                try? RunCgroup.write("+\(controller)", to: root + "/cgroup.subtree_control")
+                try? RunCgroup.write("+\(controller)", to: parentPath + "/cgroup.subtree_control")
+            }
+            let path = parentPath + "/" + name
+            guard mkdir(path, 0o755) == 0 else {
+                throw CgroupError(message: "cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+            v2Path = path
+        }
+        self.v2Path = v2Path
+        let v2Enabled = Set(
+            (v2Path.flatMap { try? String(contentsOfFile: $0 + "/cgroup.controllers", encoding: .utf8) } ?? "")
+                .split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+
+        func v1Cgroup(_ controller: String) throws -> String? {
+            guard let root = h.v1[controller] else { return nil }
+            let path = try parent(root) + "/" + name
+            guard mkdir(path, 0o755) == 0 else {
+                throw CgroupError(message: "cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+            v1Paths[controller] = path
+            return path
+        }
+
+        var pidsVia: String?, memoryVia: String?, freezeVia: String?
+        do {
+            if let pidsMax = request.pidsMax {
+                if let v2Path, v2Enabled.contains("pids") {
+                    try RunCgroup.write(String(pidsMax), to: v2Path + "/pids.max")
+                    pidsVia = "v2"
+                } else if let path = try v1Cgroup("pids") {
+                    try RunCgroup.write(String(pidsMax), to: path + "/pids.max")
+                    pidsVia = "v1"
+                } else {
+                    throw HostUnsupported(reason: "cgroup.pids_max needs the pids controller (neither cgroup v2 nor v1 offers it)")
+                }
+            }
+            if let memoryMax = request.memoryMax {
+                if let v2Path, v2Enabled.contains("memory") {
+                    try RunCgroup.write(String(memoryMax), to: v2Path + "/memory.max")
+                    try? RunCgroup.write("0", to: v2Path + "/memory.swap.max")
+                    memoryVia = "v2"
+                } else if let path = try v1Cgroup("memory") {
+                    try RunCgroup.write(String(memoryMax), to: path + "/memory.limit_in_bytes")
+                    try? RunCgroup.write(String(memoryMax), to: path + "/memory.memsw.limit_in_bytes")
+                    memoryVia = "v1"
+                } else {
+                    throw HostUnsupported(reason: "cgroup.memory_max needs the memory controller (neither cgroup v2 nor v1 offers it)")
+                }
+            }
+            if !request.freeze.isEmpty {
+                if let v2Path, FileManager.default.fileExists(atPath: v2Path + "/cgroup.freeze") {
+                    freezeVia = "v2"
+                } else if try v1Cgroup("freezer") != nil {
+                    freezeVia = "v1"
+                } else {
+                    throw HostUnsupported(reason: "cgroup.freeze needs cgroup v2's cgroup.freeze or the v1 freezer")
+                }
+            }
+            if v2Path == nil && v1Paths.isEmpty {
+                // Without any cgroup the run's processes could not be found or killed as a group.
+                if let path = try v1Cgroup("pids") ?? v1Cgroup("freezer") ?? v1Cgroup("memory") {
+                    _ = path
+                } else {
+                    throw HostUnsupported(reason: "no cgroup hierarchy is mounted (checked /proc/self/mountinfo)")
+                }
+            }
+            for path in [v2Path].compactMap({ $0 }) + v1Paths.keys.sorted().compactMap({ v1Paths[$0] }) {
+                let fd = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
+                guard fd >= 0 else {
+                    throw CgroupError(message: "cannot open \(path)/cgroup.procs: \(String(cString: strerror(errno)))")
+                }
+                procsFds.append(fd)
+            }
+        } catch {
+            self.pidsVia = pidsVia
+            self.memoryVia = memoryVia
+            self.freezeVia = freezeVia
+            destroy()
+            throw error
+        }
+        self.pidsVia = pidsVia
+        self.memoryVia = memoryVia
+        self.freezeVia = freezeVia
+    }
+
+    /// Open `cgroup.procs` descriptors the child writes "0" to before exec.
+    public var joinDescriptors: [Int32] { procsFds }
+
+    /// The cgroup used to list and kill the run's processes.
+    public var primaryPath: String { v2Path ?? v1Paths.values.sorted().first ?? "" }
+    public var allPaths: [String] { [v2Path].compactMap { $0 } + v1Paths.keys.sorted().compactMap { v1Paths[$0] } }
+
+    public func pids() -> [Int32] {
+        guard let text = try? RunCgroup.read(primaryPath + "/cgroup.procs") else { return [] }
+        return text.split(separator: "\n").compactMap { Int32($0) }
+    }
+
+    public func freeze() throws {
+        switch freezeVia {
+        case "v2": try RunCgroup.write("1", to: v2Path! + "/cgroup.freeze")
+        case "v1": try RunCgroup.write("FROZEN", to: v1Paths["freezer"]! + "/freezer.state")
+        default: throw CgroupError(message: "no freezer for this run")
+        }
+    }
+
+    public func thaw() throws {
+        switch freezeVia {
+        case "v2": try RunCgroup.write("0", to: v2Path! + "/cgroup.freeze")
+        case "v1": try RunCgroup.write("THAWED", to: v1Paths["freezer"]! + "/freezer.state")
+        default: break
+        }
+    }
+
+    /// Whether the kernel reports the cgroup as frozen right now (cgroup.events `frozen 1`, or v1 FROZEN).
+    public func isFrozen() -> Bool {
+        if freezeVia == "v1", let path = v1Paths["freezer"] {
+            return (try? RunCgroup.read(path + "/freezer.state"))?.hasPrefix("FROZEN") ?? false
+        }
+        guard let v2Path, let events = try? RunCgroup.read(v2Path + "/cgroup.events") else { return false }
+        return events.contains("frozen 1")
+    }
+
+    /// `pids.events` max counter: how often a fork was refused by pids.max.
+    public func pidsMaxHits() -> Int? {
+        let path = pidsVia == "v2" ? v2Path : pidsVia == "v1" ? v1Paths["pids"] : nil
+        guard let path, let text = try? RunCgroup.read(path + "/pids.events") else { return nil }
+        return RunCgroup.counter("max", in: text)
+    }
+
+    public func oomKills() -> Int? {
+        if memoryVia == "v2", let v2Path, let text = try? RunCgroup.read(v2Path + "/memory.events") {
+            return RunCgroup.counter("oom_kill", in: text)
+        }
+        if memoryVia == "v1", let path = v1Paths["memory"], let text = try? RunCgroup.read(path + "/memory.oom_control")
+        {
+            return RunCgroup.counter("oom_kill", in: text)
+        }
+        return nil
+    }
+
+    static func counter(_ key: String, in text: String) -> Int? {
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, parts[0] == key { return Int(parts[1]) }
+        }
+        return nil
+    }
+
+    /// Thaw, kill every process, wait for the cgroups to empty, remove them. Safe to call twice.
+    public func destroy() {
+        for fd in procsFds { close(fd) }
+        procsFds = []
+        RunCgroup.destroy(paths: allPaths)
+    }
+
+    /// Teardown by path, also used by the sweep of cgroups that killed runs left behind.
+    public static func destroy(paths: [String]) {
+        let existing = paths.filter { FileManager.default.fileExists(atPath: $0) }
+        guard !existing.isEmpty else { return }
+        for path in existing {
+            if FileManager.default.fileExists(atPath: path + "/cgroup.freeze") { try? write("0", to: path + "/cgroup.freeze") }
+            if FileManager.default.fileExists(atPath: path + "/freezer.state") { try? write("THAWED", to: path + "/freezer.state") }
+        }
+        let deadline = Date().addingTimeInterval(5)
+        repeat {
+            var remaining = false
+            for path in existing {
+                if FileManager.default.fileExists(atPath: path + "/cgroup.kill") {
+                    try? write("1", to: path + "/cgroup.kill")
+                }
+                let pids = ((try? read(path + "/cgroup.procs")) ?? "").split(separator: "\n").compactMap { Int32($0) }
+                for pid in pids { kill(pid, SIGKILL) }
+                if !pids.isEmpty { remaining = true }
+            }
+            if !remaining { break }
+            usleep(5_000)
+        } while Date() < deadline
+        for path in existing {
+            var attempts = 0
+            while rmdir(path) != 0 && errno == EBUSY && attempts < 200 {
+                attempts += 1
+                usleep(5_000)
+            }
+        }
+    }
+
+    /// Removes run cgroups whose owning ghostrun process is gone (killed runs), in every hierarchy.
+    /// Returns the paths removed.
+    @discardableResult
+    public static func sweep(hierarchies h: CgroupHierarchies, ownerFilter: ((Int32) -> Bool)? = nil) -> [String] {
+        var removed: [String] = []
+        let roots = [h.v2].compactMap { $0 } + h.v1.values.sorted()
+        var byRun: [String: [String]] = [:]
+        for root in Set(roots) {
+            let parent = root + "/" + CgroupParentName.name
+            guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { continue }
+            for entry in entries {
+                guard let owner = RunCgroup.owner(ofRunName: entry) else { continue }
+                let ownerGone = ownerFilter?(owner) ?? !GhostrunProcess.isAlive(owner)
+                if ownerGone { byRun[entry, default: []].append(parent + "/" + entry) }
+            }
+        }
+        for (_, paths) in byRun.sorted(by: { $0.key < $1.key }) {
+            destroy(paths: paths)
+            removed.append(contentsOf: paths.filter { !FileManager.default.fileExists(atPath: $0) })
+        }
+        return removed
+    }
+
+    /// Run cgroup names are `r<owner pid>-<sequence>-<scenario>`.
+    public static func runName(owner: Int32, sequence: Int, scenario: String) -> String {
+        let safe = scenario.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" }
+        return "r\(owner)-\(sequence)-" + String(safe.prefix(64))
+    }
+
+    public static func owner(ofRunName name: String) -> Int32? {
+        guard name.hasPrefix("r"), let dash = name.firstIndex(of: "-") else { return nil }
+        return Int32(name[name.index(after: name.startIndex)..<dash])
+    }
+
+    static func write(_ text: String, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw CgroupError(message: "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count else {
+            throw CgroupError(message: "cannot write \"\(text)\" to \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    static func read(_ path: String) throws -> String {
+        try String(contentsOfFile: path, encoding: .utf8)
+    }
+}
+
+/// Whether a ghostrun process still owns its runs (pid alive and really a ghostrun, not a reused pid).
+public enum GhostrunProcess {
+    public static func isAlive(_ pid: Int32) -> Bool {
+        guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) else { return false }
+        return comm.hasPrefix("ghostrun") || comm.hasPrefix("swift") || comm.hasPrefix("xctest")
+            || comm.hasPrefix("GhostrunPackage")
+    }
+}

@@ -1,0 +1,143 @@
+import CGhostrun
+import Foundation
+
+/// Everything the child needs, prepared in the parent before fork.
+public struct SpawnPlan: Sendable {
+    public var executable: String
+    public var arguments: [String]
+    public var environment: [String]
+    public var workdir: String?
+    public var stdin: Int32 = -1
+    public var stdout: Int32 = -1
+    public var stderr: Int32 = -1
+    public var cgroupDescriptors: [Int32] = []
+    public var rlimits: [ResourceLimit] = []
+    public var user: (uid: UInt32, gid: UInt32)?
+    public var capabilities: CapabilityPlan?
+    public var noNewPrivs = false
+    public var filter: CompiledFilter?
+    public var seccompFlags: UInt32 = 0
+
+    public init(executable: String, arguments: [String], environment: [String]) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+    }
+}
+
+/// The capability sets the child ends with.
+public struct CapabilityPlan: Sendable, Equatable {
+    public var bounding: CapabilitySet
+    public var effective: CapabilitySet
+    public var permitted: CapabilitySet
+    public var inheritable: CapabilitySet
+    public var ambient: CapabilitySet
+
+    /// From a scenario's request. Root keeps its kept set as effective/permitted; a switch to another user
+    /// raises the kept capabilities as inheritable and ambient so they survive execve (that is the only way a
+    /// non-root program keeps capabilities without file capabilities).
+    public static func make(request: CapabilityRequest, switchingToNonRoot: Bool) -> CapabilityPlan {
+        let kept = request.kept(from: .all)
+        var ambient = request.ambient
+        var inheritable = request.ambient
+        if switchingToNonRoot {
+            ambient.formUnion(request.add)
+            inheritable.formUnion(ambient)
+        }
+        return CapabilityPlan(bounding: kept, effective: kept, permitted: kept, inheritable: inheritable,
+                              ambient: ambient)
+    }
+}
+
+/// A step between fork and exec failed: a harness error, never the target's outcome.
+public struct SpawnError: Error, CustomStringConvertible {
+    public var step: String
+    public var errno: Int32
+    public var description: String { "spawn step \(step) failed: \(String(cString: strerror(errno))) (errno \(errno))" }
+}
+
+public enum Spawner {
+    /// Forks and execs the plan; returns the child's pid once execve succeeded.
+    public static func spawn(_ plan: SpawnPlan) throws -> pid_t {
+        var config = ghostrun_spawn_config()
+        var allocations: [UnsafeMutablePointer<CChar>] = []
+        defer { allocations.forEach { free($0) } }
+        func cString(_ s: String) -> UnsafeMutablePointer<CChar> {
+            let pointer = strdup(s)!
+            allocations.append(pointer)
+            return pointer
+        }
+        let argv: [UnsafeMutablePointer<CChar>?] = plan.arguments.map(cString) + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = plan.environment.map(cString) + [nil]
+        let path = cString(plan.executable)
+        let workdir = plan.workdir.map(cString)
+
+        config.stdin_fd = plan.stdin
+        config.stdout_fd = plan.stdout
+        config.stderr_fd = plan.stderr
+
+        guard plan.cgroupDescriptors.count <= Int(GHOSTRUN_MAX_CGROUP_FDS) else {
+            throw SpawnError(step: "prepare-cgroups", errno: E2BIG)
+        }
+        withUnsafeMutableBytes(of: &config.cgroup_fds) { raw in
+            let fds = raw.bindMemory(to: Int32.self)
+            for (i, fd) in plan.cgroupDescriptors.enumerated() { fds[i] = fd }
+        }
+        config.cgroup_fd_count = Int32(plan.cgroupDescriptors.count)
+
+        guard plan.rlimits.count <= Int(GHOSTRUN_MAX_RLIMITS) else { throw SpawnError(step: "prepare-rlimits", errno: E2BIG) }
+        withUnsafeMutableBytes(of: &config.rlimit_resources) { raw in
+            let resources = raw.bindMemory(to: Int32.self)
+            for (i, limit) in plan.rlimits.enumerated() { resources[i] = limit.resource }
+        }
+        withUnsafeMutableBytes(of: &config.rlimits) { raw in
+            let limits = raw.bindMemory(to: rlimit.self)
+            for (i, limit) in plan.rlimits.enumerated() {
+                limits[i] = rlimit(rlim_cur: rlim_t(limit.soft), rlim_max: rlim_t(limit.hard))
+            }
+        }
+        config.rlimit_count = Int32(plan.rlimits.count)
+
+        if let user = plan.user {
+            config.switch_ids = 1
+            config.uid = user.uid
+            config.gid = user.gid
+            config.group_count = 1
+            withUnsafeMutableBytes(of: &config.groups) { $0.bindMemory(to: gid_t.self)[0] = user.gid }
+        }
+        if let caps = plan.capabilities {
+            config.set_capabilities = 1
+            config.last_cap = Int32(CapabilityName.lastCapability)
+            config.cap_bounding = caps.bounding.rawValue
+            config.cap_effective = caps.effective.rawValue
+            config.cap_permitted = caps.permitted.rawValue
+            config.cap_inheritable = caps.inheritable.rawValue
+            config.cap_ambient = caps.ambient.rawValue
+        }
+        config.no_new_privs = plan.noNewPrivs ? 1 : 0
+        config.seccomp_flags = plan.seccompFlags
+
+        var pid: pid_t = 0
+        var step = [CChar](repeating: 0, count: Int(GHOSTRUN_STEP_LEN))
+        let instructions = plan.filter?.instructions ?? []
+        let status: Int32 = argv.withUnsafeBufferPointer { argvBuffer in
+            envp.withUnsafeBufferPointer { envpBuffer in
+                instructions.withUnsafeBufferPointer { filterBuffer in
+                    config.path = UnsafePointer(path)
+                    config.workdir = workdir.map { UnsafePointer($0) }
+                    config.argv = UnsafePointer(argvBuffer.baseAddress)
+                    config.envp = UnsafePointer(envpBuffer.baseAddress)
+                    if plan.filter != nil {
+                        config.filter = filterBuffer.baseAddress
+                        config.filter_len = UInt16(filterBuffer.count)
+                    }
+                    return ghostrun_spawn(&config, &pid, &step)
+                }
+            }
+        }
+        if status != 0 {
+            throw SpawnError(step: String(cString: step), errno: status)
+        }
+        return pid
+    }
+}
