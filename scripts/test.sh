@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test (unit, integration on the real go, CLI end to end).
+# Integration tests need root; with GHOSTRUN_REQUIRE_HOST=1 (CI) a missing host feature fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/opt/swift/usr/bin:$PATH
+bash scripts/bootstrap.sh
+swift build --build-tests
+# The CLI tests run the built binary; they find it through GHOSTRUN_BINARY.
+export GHOSTRUN_BINARY="$PWD/.build/debug/ghostrun"
+swift test --skip-build "$@"
