@@ -1,0 +1,281 @@
+import Foundation
+import XCTest
+
+@testable import GhostrunKit
+
+/// End to end: the built `ghostrun` binary, its output and exit status.
+final class CLITests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    var binary: String {
+        ProcessInfo.processInfo.environment["GHOSTRUN_BINARY"] ?? CLITests.root + "/.build/debug/ghostrun"
+    }
+    var temporary: String!
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "build ghostrun first (\(binary))")
+        temporary = NSTemporaryDirectory() + "ghostrun-cli-tests-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        if let temporary { try? FileManager.default.removeItem(atPath: temporary) }
+    }
+
+    func requireRoot() throws {
+        if geteuid() == 0 { return }
+        if ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1" { XCTFail("needs root") }
+        throw XCTSkip("needs root")
+    }
+
+    struct Outcome {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    @discardableResult
+    func ghostrun(_ arguments: [String], timeout: TimeInterval = 240) throws -> Outcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["GHOSTRUN_TOOLCHAINS"] = CLITests.root + "/.toolchains"
+        environment["GHOSTRUN_REQUIRE_HOST"] = nil
+        process.environment = environment
+        process.currentDirectoryURL = URL(fileURLWithPath: CLITests.root)
+        let out = temporary + "/stdout-\(UUID().uuidString)", err = temporary + "/stderr-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: out, contents: nil)
+        FileManager.default.createFile(atPath: err, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            process.terminate()
+            XCTFail("ghostrun \(arguments) did not finish in \(timeout) s")
+        }
+        process.waitUntilExit()
+        return Outcome(status: process.terminationStatus,
+                       stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+                       stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+    }
+
+    func write(_ name: String, _ text: String) -> String {
+        let path = temporary + "/" + name
+        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                 withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        return path
+    }
+
+    // MARK: bad input: exit 2, file:line:key, nothing started
+
+    func testUnknownKeyIsExitTwoWithFileLineAndKey() throws {
+        let path = write("bad.yaml", """
+            name: bad
+            run: [go, version]
+            sandbox:
+              seccomp:
+                rules:
+                  - syscalls: [getppid]
+                    acton: trap
+            """)
+        let result = try ghostrun(["run", path])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.stderr.contains("bad.yaml:7"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("acton"), result.stderr)
+        XCTAssertTrue(result.stdout.isEmpty, "nothing may run: \(result.stdout)")
+    }
+
+    func testUnknownSyscallCapabilityAndErrnoAreExitTwo() throws {
+        for (key, yaml, line) in [
+            ("syscall", "sandbox:\n  seccomp:\n    rules:\n      - {syscalls: [pidfd_opn], action: trap}\n", 5),
+            ("capability", "sandbox:\n  capabilities:\n    drop: [CAP_NOPE]\n", 4),
+            ("errno", "sandbox:\n  seccomp:\n    rules:\n      - {syscalls: [openat], action: errno, errno: ENOPE}\n", 5),
+            ("rlimit", "sandbox:\n  rlimits:\n    files: 3\n", 4),
+            ("duration", "timeout: 5 parsecs\n", 3),
+        ] {
+            let path = write("bad-\(key).yaml", "name: bad-\(key)\nrun: [go, version]\n" + yaml)
+            let result = try ghostrun(["run", path])
+            XCTAssertEqual(result.status, 2, "\(key): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("bad-\(key).yaml:\(line)"), "\(key): \(result.stderr)")
+        }
+    }
+
+    func testMalformedYamlAndMissingToolchainAreExitTwo() throws {
+        let malformed = write("malformed.yaml", "name: x\nrun: [go, version\n")
+        let result = try ghostrun(["run", malformed])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.stderr.contains("malformed.yaml"), result.stderr)
+
+        let good = write("good.yaml", "name: good\nrun: [go, version]\n")
+        let missing = try ghostrun(["run", good, "--go-version", "1.9"])
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.stderr.contains("1.9"), missing.stderr)
+        let notThere = try ghostrun(["run", good, "--go", "/nonexistent/go"])
+        XCTAssertEqual(notThere.status, 2)
+    }
+
+    // MARK: runs and exit codes
+
+    func testPassingAndFailingExpectationsGiveZeroAndOne() throws {
+        try requireRoot()
+        let passing = write("pass.yaml", """
+            name: version-ok
+            run: [go, version]
+            success: {stdout: "go version go1"}
+            expect: {outcome: ok, stdout: "go1\\\\."}
+            """)
+        let ok = try ghostrun(["run", passing, "--go-version", "all", "--json", temporary + "/r.json",
+                               "--junit", temporary + "/r.xml", "--markdown", temporary + "/r.md"])
+        XCTAssertEqual(ok.status, 0, ok.stdout + ok.stderr)
+        XCTAssertTrue(ok.stdout.contains("version-ok@"), ok.stdout)
+        let data = try Data(contentsOf: URL(fileURLWithPath: temporary + "/r.json"))
+        let runFile = try JSONDecoder().decode(RunFile.self, from: data)
+        XCTAssertFalse(runFile.results.isEmpty)
+        XCTAssertTrue(runFile.results.allSatisfy { $0.outcome == .ok && $0.passed == true })
+        let json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        let first = (json["results"] as! [[String: Any]])[0]
+        for key in ["name", "go_version", "outcome", "passed", "expected", "exit_code", "signal", "hang_kind",
+                    "duration_ms", "stderr_tail", "stdout_tail", "evidence"] {
+            XCTAssertTrue(first.keys.contains(key), "result lacks \(key)")
+        }
+        let evidence = first["evidence"] as! [String: Any]
+        for key in ["processes", "denials", "first_denial", "cgroup"] {
+            XCTAssertTrue(evidence.keys.contains(key), "evidence lacks \(key)")
+        }
+        XCTAssertTrue(try String(contentsOfFile: temporary + "/r.xml", encoding: .utf8).contains("<testcase"))
+        XCTAssertTrue(try String(contentsOfFile: temporary + "/r.md", encoding: .utf8).contains("version-ok"))
+
+        let failing = write("fail.yaml", "name: version-fail\nrun: [go, version]\nexpect: {outcome: crash}\n")
+        let bad = try ghostrun(["run", failing])
+        XCTAssertEqual(bad.status, 1, bad.stdout + bad.stderr)
+        XCTAssertTrue(bad.stdout.contains("crash"), bad.stdout)
+    }
+
+    func testDoctorAndInspect() throws {
+        try requireRoot()
+        let doctor = try ghostrun(["doctor"])
+        XCTAssertEqual(doctor.status, 0, doctor.stdout)
+        XCTAssertTrue(doctor.stdout.contains("cgroup v2"), doctor.stdout)
+        XCTAssertTrue(doctor.stdout.contains("go toolchains"), doctor.stdout)
+
+        let inspect = try ghostrun(["inspect", String(getpid()), "--json"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("\(getpid())"), inspect.stdout)
+        let gone = try ghostrun(["inspect", "4194303"])
+        XCTAssertEqual(gone.status, 2, gone.stderr)
+    }
+
+    // MARK: nothing left behind
+
+    private func leftovers(owner: Int32) -> [String] {
+        var found: [String] = []
+        let h = CgroupHierarchies.discover()
+        for root in [h.v2].compactMap({ $0 }) + h.v1.values {
+            let parent = root + "/ghostrun"
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
+            where entry.hasPrefix("r\(owner)-") {
+                found.append(parent + "/" + entry)
+            }
+        }
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: WorkDirectory.base)) ?? []
+        where entry.hasPrefix("ghostrun-\(owner)-") {
+            found.append(WorkDirectory.base + "/" + entry)
+        }
+        return found
+    }
+
+    private var frozenScenario: String {
+        write("frozen.yaml", """
+            name: frozen-long
+            run: [go, version]
+            hang_after: 60s
+            timeout: 60s
+            sandbox:
+              cgroup:
+                freeze: {after: 0ms}
+            """)
+    }
+
+    private func startGhostrun(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["GHOSTRUN_TOOLCHAINS"] = CLITests.root + "/.toolchains"
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Waits until the run's cgroup exists (the go command is running, frozen).
+    private func waitForRun(owner: Int32) -> Bool {
+        eventually(15) { self.leftovers(owner: owner).contains { $0.contains("/ghostrun/r") } }
+    }
+
+    func testTimeoutLeavesNothing() throws {
+        try requireRoot()
+        let path = write("timeout.yaml", """
+            name: timeout
+            run: [go, version]
+            timeout: 1s
+            sandbox:
+              cgroup:
+                freeze: {after: 0ms}
+            """)
+        let process = try startGhostrun(["run", path])
+        let pid = process.processIdentifier
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, "nothing expected: exit 0")
+        XCTAssertEqual(leftovers(owner: pid), [])
+    }
+
+    func testSigintStopsTheRunAndLeavesNothing() throws {
+        try requireRoot()
+        let process = try startGhostrun(["run", frozenScenario])
+        let pid = process.processIdentifier
+        XCTAssertTrue(waitForRun(owner: pid), "the run never started")
+        kill(pid, SIGINT)
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(process.isRunning, "ghostrun ignored SIGINT")
+        XCTAssertEqual(process.terminationStatus, 130)
+        XCTAssertTrue(eventually(5) { self.leftovers(owner: pid).isEmpty }, "\(leftovers(owner: pid))")
+    }
+
+    func testSigkillLeavesNothingOnceTheReaperOrTheNextRunSweeps() throws {
+        try requireRoot()
+        let process = try startGhostrun(["run", frozenScenario])
+        let pid = process.processIdentifier
+        XCTAssertTrue(waitForRun(owner: pid), "the run never started")
+        let runPids = leftovers(owner: pid).filter { $0.contains("/ghostrun/r") }.flatMap {
+            ((try? String(contentsOfFile: $0 + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n")
+        }
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
+        // The reaper sweeps at once; a new run would sweep too.
+        XCTAssertTrue(eventually(10) { self.leftovers(owner: pid).isEmpty }, "\(leftovers(owner: pid))")
+        for runPid in runPids {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "/proc/\(runPid)/status")
+                && !((try? String(contentsOfFile: "/proc/\(runPid)/status", encoding: .utf8)) ?? "").contains("State:\tZ"),
+                "process \(runPid) survived")
+        }
+        let next = write("next.yaml", "name: next\nrun: [go, version]\n")
+        XCTAssertEqual(try ghostrun(["run", next]).status, 0)
+        XCTAssertEqual(leftovers(owner: pid), [])
+    }
+}
+
+func eventually(_ timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(50_000)
+    }
+    return condition()
+}
