@@ -1,0 +1,18 @@
+import Foundation
+
+/// The exit status of `ghostrun run`, which is what gates CI (scenario-format.md, "Exit status of run").
+public enum ExitStatus {
+    public static let success: Int32 = 0
+    public static let expectationFailed: Int32 = 1
+    public static let harnessError: Int32 = 2
+
+    /// 2 when any result is a harness error, else 1 when any result failed its expectation, else 0.
+    ///
+    /// A harness error wins over a failed expectation because it means the matrix is incomplete: the
+    /// missing result might have failed too, and CI must not mistake "broken harness" for "broken Go".
+    public static func forRun(_ results: [RunResult]) -> Int32 {
+        if results.contains(where: { $0.outcome == .harnessError }) { return harnessError }
+        if results.contains(where: { $0.passed == false }) { return expectationFailed }
+        return success
+    }
+}

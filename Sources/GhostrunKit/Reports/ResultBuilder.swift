@@ -1,0 +1,184 @@
+import Foundation
+
+/// What the scenario asked the sandbox to enforce, to be confirmed against what `/proc` showed.
+public struct RequestedRestrictions: Equatable, Sendable {
+    /// A seccomp filter was installed: every process must show `Seccomp: 2`.
+    public var seccompFilter: Bool
+    /// The effective capability mask the go command should run with, when capabilities were asked for.
+    public var capEff: UInt64?
+    public var noNewPrivs: Bool
+    /// The uid the go command should run as, when `sandbox.user` was given.
+    public var uid: UInt32?
+
+    public init(seccompFilter: Bool = false, capEff: UInt64? = nil, noNewPrivs: Bool = false, uid: UInt32? = nil) {
+        self.seccompFilter = seccompFilter
+        self.capEff = capEff
+        self.noNewPrivs = noNewPrivs
+        self.uid = uid
+    }
+
+    /// Whether anything was requested at all; with nothing requested there is nothing to confirm.
+    public var isEmpty: Bool { !seccompFilter && capEff == nil && !noNewPrivs && uid == nil }
+}
+
+/// Assembles the contract's result object from an observation and its classification.
+public enum ResultBuilder {
+    /// How much of stdout and stderr a result keeps: enough for the last diagnostic and traceback
+    /// headline, small enough for a JSON file of hundreds of results.
+    public static let tailBytes = 4096
+
+    /// Denial actions that refused or altered a syscall; `log` only records one and is not a denial.
+    static let denyingActions: Set<String> = ["kill-process", "kill-thread", "trap", "errno", "injected"]
+
+    /// Builds the result of a run that happened.
+    public static func build(
+        name: String, goVersion: String, goPath: String?, scenarioFile: String?, scenarioLine: Int?,
+        tags: [String], expectation: Expectation?, observation: RunObservation, classification: Classification,
+        requested: RequestedRestrictions
+    ) -> RunResult {
+        var result = RunResult(
+            name: name, goVersion: goVersion, outcome: classification.outcome, summary: classification.summary,
+            evidence: evidence(observation, requested: requested))
+        result.goPath = goPath
+        result.scenarioFile = scenarioFile
+        result.scenarioLine = scenarioLine
+        result.tags = tags
+        result.expected = expectation.map(ExpectedJSON.init)
+        let verdict = ExpectationCheck.evaluate(expectation, classification: classification, observation: observation)
+        result.passed = verdict.passed
+        result.failures = verdict.failures
+        result.exitCode = classification.exitCode
+        result.signal = classification.signal
+        result.hangKind = classification.hangKind
+        result.durationMs = observation.durationMs
+        result.stderrTail = tail(observation.stderr)
+        result.stdoutTail = tail(observation.stdout)
+        result.firstDiagnostic = classification.firstDiagnostic
+        result.failingProcess = classification.failingProcess
+        return result
+    }
+
+    /// A run that did not happen because the toolchain fails the `go:` constraint or the host lacks a
+    /// feature. `passed` stays nil: a skip neither passes nor fails the expectation.
+    public static func skipped(
+        name: String, goVersion: String, reason: String, goPath: String? = nil, scenarioFile: String? = nil,
+        scenarioLine: Int? = nil, tags: [String] = [], expectation: Expectation? = nil
+    ) -> RunResult {
+        var result = RunResult(name: name, goVersion: goVersion, outcome: .skipped, summary: "skipped: \(reason)")
+        result.goPath = goPath
+        result.scenarioFile = scenarioFile
+        result.scenarioLine = scenarioLine
+        result.tags = tags
+        result.expected = expectation.map(ExpectedJSON.init)
+        result.reason = reason
+        return result
+    }
+
+    /// ghostrun could not set the run up. Never the target's outcome, so no expectation is judged;
+    /// the run's exit status becomes 2 through `ExitStatus`.
+    public static func harnessError(
+        name: String, goVersion: String, reason: String, goPath: String? = nil, scenarioFile: String? = nil,
+        scenarioLine: Int? = nil, tags: [String] = [], expectation: Expectation? = nil, durationMs: Int = 0
+    ) -> RunResult {
+        var result = RunResult(
+            name: name, goVersion: goVersion, outcome: .harnessError, summary: "harness error: \(reason)")
+        result.goPath = goPath
+        result.scenarioFile = scenarioFile
+        result.scenarioLine = scenarioLine
+        result.tags = tags
+        result.expected = expectation.map(ExpectedJSON.init)
+        result.reason = reason
+        result.durationMs = durationMs
+        return result
+    }
+
+    // MARK: - Pieces
+
+    /// The evidence block: processes, denials in time order, the first real denial, cgroup, hang data.
+    static func evidence(_ o: RunObservation, requested: RequestedRestrictions) -> Evidence {
+        var evidence = Evidence()
+        evidence.processes = o.processes.map(ProcessEvidence.init)
+        evidence.denials = sortedDenials(o.denials)
+        evidence.firstDenial = firstDenial(o.denials)
+        evidence.cgroup = o.cgroup
+        evidence.hangSnapshots = o.hangSnapshots
+        evidence.goroutineDump = o.goroutineDump
+        evidence.restrictionsConfirmed = confirmRestrictions(o.processes, requested: requested)
+        return evidence
+    }
+
+    /// Stable by time, then pid, so two runs of the same scenario list simultaneous denials alike.
+    static func sortedDenials(_ denials: [Denial]) -> [Denial] {
+        denials.enumerated().sorted { a, b in
+            if a.element.timeMs != b.element.timeMs { return a.element.timeMs < b.element.timeMs }
+            if a.element.pid != b.element.pid { return a.element.pid < b.element.pid }
+            return a.offset < b.offset
+        }.map(\.element)
+    }
+
+    /// The earliest denial that refused or changed a syscall. `log` records are left out: the syscall
+    /// went through, so it cannot explain a failure.
+    static func firstDenial(_ denials: [Denial]) -> Denial? {
+        sortedDenials(denials).first(where: { denyingActions.contains($0.action) })
+    }
+
+    /// Checks that every sampled process carried what was requested, at its first and its last
+    /// sample. The runner applies the restrictions before exec, so any sample without them is a real gap
+    /// in the policy, not a timing artefact. With nothing requested there is nothing to confirm (nil);
+    /// with no process sampled nothing was confirmed.
+    static func confirmRestrictions(_ processes: [ProcessObservation], requested: RequestedRestrictions)
+        -> RestrictionCheck?
+    {
+        guard !requested.isEmpty else { return nil }
+        guard !processes.isEmpty else {
+            return RestrictionCheck(confirmed: false, checkedProcesses: 0, mismatches: ["no process was sampled"])
+        }
+        var mismatches: [String] = []
+        for process in processes {
+            var seen = Set<String>()
+            for status in [process.first.status, process.last.status] {
+                for problem in restrictionProblems(status, requested: requested) where seen.insert(problem).inserted {
+                    mismatches.append("pid \(process.pid) (\(process.comm)): \(problem)")
+                }
+            }
+        }
+        return RestrictionCheck(
+            confirmed: mismatches.isEmpty, checkedProcesses: processes.count, mismatches: mismatches)
+    }
+
+    static func restrictionProblems(_ s: ProcStatus, requested: RequestedRestrictions) -> [String] {
+        var problems: [String] = []
+        if requested.seccompFilter, s.seccomp != 2 {
+            problems.append("Seccomp \(s.seccomp), expected 2 (filter)")
+        }
+        if let capEff = requested.capEff, s.capEff != capEff {
+            problems.append(String(format: "CapEff %016llx, expected %016llx", s.capEff, capEff))
+        }
+        if requested.noNewPrivs, s.noNewPrivs != 1 {
+            problems.append("NoNewPrivs \(s.noNewPrivs), expected 1")
+        }
+        if let uid = requested.uid, s.uid.isEmpty || s.uid.contains(where: { $0 != uid }) {
+            let shown = s.uid.isEmpty ? "unknown" : s.uid.map(String.init).joined(separator: " ")
+            problems.append("Uid \(shown), expected \(uid)")
+        }
+        return problems
+    }
+
+    /// The last `tailBytes` of `text`, starting at a line boundary when the cut falls inside a line, so
+    /// the tail never opens with half a message. A single line longer than the limit is cut at a
+    /// character boundary instead.
+    public static func tail(_ text: String, limit: Int = tailBytes) -> String {
+        let bytes = Array(text.utf8)
+        guard bytes.count > limit else { return text }
+        var start = bytes.count - limit
+        if bytes[start - 1] != UInt8(ascii: "\n") {
+            if let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")), newline + 1 < bytes.count {
+                start = newline + 1
+            } else {
+                // UTF-8 continuation bytes are 10xxxxxx; step forward to the start of a character.
+                while start < bytes.count, bytes[start] & 0xC0 == 0x80 { start += 1 }
+            }
+        }
+        return String(decoding: bytes[start...], as: UTF8.self)
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+
+/// The one-line-per-result terminal output and the closing summary.
+public enum TerminalReport {
+    /// How much of a diagnostic a terminal line shows; the full text is in the JSON report.
+    public static let diagnosticLimit = 100
+
+    /// One line: verdict, `name@go_version`, outcome (with hang kind), duration, the key evidence and any
+    /// expectation failures. The verdict is `PASS`, `FAIL`, or `—` when nothing was expected (skips and
+    /// harness errors included), so the line never claims a judgement that was not made.
+    public static func line(for r: RunResult, color: Bool) -> String {
+        let verdict: String
+        let verdictColor: String
+        switch r.passed {
+        case true?: (verdict, verdictColor) = ("PASS", ANSI.green)
+        case false?: (verdict, verdictColor) = ("FAIL", ANSI.red)
+        case nil: (verdict, verdictColor) = ("—", r.outcome == .harnessError ? ANSI.red : ANSI.dim)
+        }
+        var outcome = r.outcome.rawValue
+        if let kind = r.hangKind { outcome += " (\(kind.rawValue))" }
+        var parts = [
+            paint(verdict.padding(toLength: 4, withPad: " ", startingAt: 0), verdictColor, color),
+            "\(r.name)@\(r.goVersion)",
+            paint(outcome, r.outcome == .ok ? ANSI.green : ANSI.yellow, color),
+            formatDuration(r.durationMs),
+        ]
+        if let evidence = keyEvidence(r) { parts.append(evidence) }
+        var text = parts.joined(separator: "  ")
+        if !r.failures.isEmpty {
+            text += "  " + paint("[" + r.failures.joined(separator: "; ") + "]", ANSI.red, color)
+        }
+        return text
+    }
+
+    /// The single piece of evidence that best explains the outcome: the reason for a skip or harness error,
+    /// the first denied syscall, the hang's cause, or stderr's first diagnostic.
+    static func keyEvidence(_ r: RunResult) -> String? {
+        if r.outcome == .skipped || r.outcome == .harnessError {
+            return r.reason.map { truncate($0, to: diagnosticLimit) }
+        }
+        if let denial = r.evidence.firstDenial {
+            var text = "first denial \(denial.syscall) (\(denial.action)"
+            if let errno = denial.errno { text += " \(errno)" }
+            return text + ") in \(denial.comm)"
+        }
+        if r.outcome == .hang { return truncate(r.summary, to: diagnosticLimit) }
+        if let diagnostic = r.firstDiagnostic { return truncate(diagnostic, to: diagnosticLimit) }
+        if r.outcome == .ok { return nil }
+        return truncate(r.summary, to: diagnosticLimit)
+    }
+
+    /// Counts per outcome, then passed/failed/skipped/harness errors, for the end of `ghostrun run`.
+    public static func summary(_ results: [RunResult]) -> String {
+        let perOutcome = Outcome.allCases.compactMap { outcome -> String? in
+            let count = results.filter { $0.outcome == outcome }.count
+            return count == 0 ? nil : "\(count) \(outcome.rawValue)"
+        }
+        let passed = results.filter { $0.passed == true }.count
+        let failed = results.filter { $0.passed == false }.count
+        let skipped = results.filter { $0.outcome == .skipped }.count
+        let errors = results.filter { $0.outcome == .harnessError }.count
+        let unjudged = results.filter { $0.passed == nil && $0.outcome != .skipped && $0.outcome != .harnessError }
+        var text = "\(results.count) result\(results.count == 1 ? "" : "s")"
+        if !perOutcome.isEmpty { text += ": " + perOutcome.joined(separator: ", ") }
+        text += " | \(passed) passed, \(failed) failed, \(skipped) skipped, \(errors) harness error"
+        text += errors == 1 ? "" : "s"
+        if !unjudged.isEmpty { text += ", \(unjudged.count) without expectation" }
+        return text
+    }
+
+    static func formatDuration(_ ms: Int) -> String {
+        String(format: "%.2fs", Double(ms) / 1000)
+    }
+
+    static func truncate(_ text: String, to limit: Int) -> String {
+        text.count <= limit ? text : String(text.prefix(limit - 1)) + "…"
+    }
+
+    static func paint(_ text: String, _ code: String, _ color: Bool) -> String {
+        color ? code + text + ANSI.reset : text
+    }
+
+    enum ANSI {
+        static let green = "\u{1B}[32m"
+        static let red = "\u{1B}[31m"
+        static let yellow = "\u{1B}[33m"
+        static let dim = "\u{1B}[2m"
+        static let reset = "\u{1B}[0m"
+    }
+}

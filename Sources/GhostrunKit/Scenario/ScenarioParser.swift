@@ -1,0 +1,790 @@
+import Foundation
+import Yams
+
+/// Builds `Scenario` values from one file's YAML tree, checking every key and name against the contract
+/// (docs scenario-format.md).
+struct ScenarioParser {
+    typealias Reader = ScenarioNodeReader
+
+    let reader: ScenarioNodeReader
+    /// Absolute directory of the scenario file; `fixture` is resolved against it.
+    let directory: String
+
+    static let topLevelKeys = [
+        "name", "description", "tags", "go", "run", "files", "fixture", "workdir", "env", "env_clear", "paths",
+        "sandbox", "faults", "seed", "trace", "success", "timeout", "hang_after", "expect",
+    ]
+    static let namePattern = "[a-z0-9][a-z0-9._-]*"
+
+    // MARK: Document
+
+    /// One scenario, or the `scenarios:` list; scenarios that have errors are left out (the errors are recorded).
+    func scenarios(from root: Node) -> [Scenario] {
+        if case .mapping(let mapping) = root, mapping.keys.contains(where: { $0.string == "scenarios" }) {
+            guard mapping.count == 1 else {
+                for (key, _) in mapping where key.string != "scenarios" {
+                    reader.report(reader.error(key, key.string ?? "", "no other top-level key may sit beside `scenarios:`",
+                                               hint: "move `\(key.string ?? "")` into each scenario of the list"))
+                }
+                return []
+            }
+            let list = mapping.first(where: { $0.key.string == "scenarios" })!.value
+            guard let items = reader.attempt({ try reader.sequence(list, "scenarios", hint: "write `scenarios:` "
+                + "followed by `- name: ...` items") })
+            else { return [] }
+            if items.isEmpty { reader.report(reader.error(list, "scenarios", "the list of scenarios is empty")) }
+            return items.enumerated().compactMap { index, item in scenario(item, path: Reader.item("scenarios", index)) }
+        }
+        return [scenario(root, path: "")].compactMap { $0 }
+    }
+
+    // MARK: Scenario
+
+    func scenario(_ node: Node, path: String) -> Scenario? {
+        let before = reader.errors.count
+        guard let entries = reader.attempt({ try reader.mapping(node, path, allowed: Self.topLevelKeys) }) else {
+            return nil
+        }
+        reader.attempt { try reader.require("name", in: entries, of: node, path, hint: "add `name: my-scenario`") }
+        reader.attempt {
+            try reader.require("run", in: entries, of: node, path, hint: "add the argv, e.g. `run: [go, build, .]`")
+        }
+        let nameLine = entries.first(where: { $0.key == "name" })?.keyNode.mark?.line ?? node.mark?.line ?? 1
+        var result = Scenario(name: "", run: [], location: SourceLocation(file: reader.file, line: nameLine),
+                              scenarioDirectory: directory)
+        for entry in entries {
+            reader.attempt { try read(entry, into: &result) }
+        }
+        return reader.errors.count == before ? result : nil
+    }
+
+    private func read(_ entry: Reader.Entry, into result: inout Scenario) throws {
+        let value = entry.value, path = entry.path
+        switch entry.key {
+        case "name":
+            let name = try reader.string(value, path)
+            guard name.range(of: "^\(Self.namePattern)$", options: .regularExpression) != nil else {
+                let suggested = name.lowercased().replacingOccurrences(
+                    of: "[^a-z0-9._-]+", with: "-", options: .regularExpression)
+                throw reader.error(value, path, "`\(name)` is not a valid scenario name",
+                                   hint: "names match \(Self.namePattern), e.g. `\(suggested)`")
+            }
+            result.name = name
+        case "description":
+            result.description = try reader.string(value, path)
+        case "tags":
+            result.tags = try reader.stringList(value, path).map(\.0)
+        case "go":
+            let text = try reader.string(value, path)
+            guard let constraint = VersionConstraint(text) else {
+                throw reader.error(value, path, "`\(text)` is not a Go version constraint",
+                                   hint: "e.g. \">=1.21\", \"<1.23\", \"==1.22\" or \"1.21 - 1.23\" (quote it)")
+            }
+            result.goConstraint = constraint
+        case "run":
+            let argv = try reader.stringList(value, path)
+            guard !argv.isEmpty else {
+                throw reader.error(value, path, "`run` is empty", hint: "give the argv, e.g. `[go, build, .]`")
+            }
+            if argv[0].0.isEmpty {
+                throw reader.error(argv[0].1, path, "argv[0] is empty", hint: "`go` runs the toolchain under test")
+            }
+            result.run = argv.map(\.0)
+        case "files":
+            result.files = try files(value, path)
+        case "fixture":
+            result.fixture = try fixture(value, path)
+        case "workdir":
+            let text = try reader.nonEmptyString(value, path)
+            try checkRelative(text, value, path, what: "workdir", base: "$WORK")
+            result.workdir = text
+        case "env":
+            result.env = try environment(value, path)
+        case "env_clear":
+            result.envClear = try reader.bool(value, path)
+        case "paths":
+            result.paths = try pathSteps(value, path)
+        case "sandbox":
+            result.sandbox = try sandbox(value, path)
+        case "faults":
+            result.faults = try reader.sequence(value, path).enumerated().compactMap { index, item in
+                reader.attempt { try fault(item, Reader.item(path, index)) }
+            }
+        case "seed":
+            let seed = try reader.integer(value, path)
+            guard seed >= 0 else { throw reader.error(value, path, "must not be negative") }
+            result.seed = UInt64(seed)
+        case "trace":
+            result.trace = try trace(value, path)
+        case "success":
+            result.success = try success(value, path)
+        case "timeout":
+            result.timeout = try reader.duration(value, path)
+        case "hang_after":
+            result.hangAfter = try reader.duration(value, path)
+        case "expect":
+            result.expect = try expectation(value, path)
+        default:
+            // `mapping(_:_:allowed:)` already rejected keys outside topLevelKeys; reaching here means the two lists
+            // disagree, which is a bug in this file rather than in the scenario.
+            throw reader.error(entry.keyNode, path, "key is accepted but not read (ghostrun bug)")
+        }
+    }
+
+    // MARK: Work directory
+
+    /// Paths inside `$WORK` must stay inside it: an absolute path or `..` would write outside the scenario's own
+    /// directory, and nothing a scenario does may be left behind.
+    private func checkRelative(_ text: String, _ node: Node, _ path: String, what: String, base: String) throws {
+        if text.hasPrefix("/") {
+            throw reader.error(node, path, "\(what) `\(text)` is absolute; it must be relative to \(base)",
+                               hint: "write it relative to \(base), e.g. `\(text.drop(while: { $0 == "/" }))`")
+        }
+        if text.split(separator: "/").contains("..") {
+            throw reader.error(node, path, "\(what) `\(text)` leaves \(base) through `..`",
+                               hint: "keep it inside \(base)")
+        }
+    }
+
+    private func files(_ node: Node, _ path: String) throws -> [(path: String, content: String)] {
+        guard case .mapping(let mapping) = node else {
+            throw reader.error(node, path, "expected a mapping of file path to content, found \(Reader.describe(node))",
+                               hint: "write `main.go: |` followed by the content, indented")
+        }
+        var result: [(path: String, content: String)] = []
+        for (keyNode, valueNode) in mapping {
+            let name = try reader.nonEmptyString(keyNode, path)
+            let filePath = Reader.child(path, name)
+            try checkRelative(name, keyNode, filePath, what: "file path", base: "$WORK")
+            guard case .scalar(let scalar) = valueNode, scalar.tag.resolvedName != .null else {
+                throw reader.error(valueNode, filePath, "expected the file's content as a string, found "
+                                   + Reader.describe(valueNode), hint: "for an empty file write `\"\"`")
+            }
+            result.append((name, scalar.string))
+        }
+        return result
+    }
+
+    private func fixture(_ node: Node, _ path: String) throws -> String {
+        var text = try reader.nonEmptyString(node, path)
+        if text.hasPrefix("$SCENARIO_DIR/") { text = String(text.dropFirst("$SCENARIO_DIR/".count)) }
+        let resolved = text.hasPrefix("/") ? text : URL(fileURLWithPath: directory).appendingPathComponent(text).path
+        let standardized = URL(fileURLWithPath: resolved).standardized.path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: standardized, isDirectory: &isDirectory) else {
+            throw reader.error(node, path, "fixture directory `\(standardized)` does not exist",
+                               hint: "relative fixtures are resolved against the scenario file's directory")
+        }
+        guard isDirectory.boolValue else {
+            throw reader.error(node, path, "fixture `\(standardized)` is not a directory",
+                               hint: "to add a single file use `files:` or `paths:` with `content:`")
+        }
+        return standardized
+    }
+
+    private func environment(_ node: Node, _ path: String) throws -> [(name: String, value: String?)] {
+        guard case .mapping(let mapping) = node else {
+            throw reader.error(node, path, "expected a mapping of variable to value, found \(Reader.describe(node))",
+                               hint: "write `GOFLAGS: -mod=mod`, or `HOME: null` to unset")
+        }
+        var result: [(name: String, value: String?)] = []
+        for (keyNode, valueNode) in mapping {
+            let name = try reader.nonEmptyString(keyNode, path)
+            let variablePath = Reader.child(path, name)
+            guard !name.contains("="), !name.contains("\0") else {
+                throw reader.error(keyNode, variablePath, "`\(name)` is not a valid environment variable name")
+            }
+            guard case .scalar(let scalar) = valueNode else {
+                throw reader.error(valueNode, variablePath, "expected a string or null, found \(Reader.describe(valueNode))",
+                                   hint: "quote the whole value; a list or mapping has no single environment form")
+            }
+            // Numbers and booleans keep the spelling the user wrote (`GOAMD64: v3`, `CGO_ENABLED: 0`).
+            result.append((name, scalar.tag.resolvedName == .null ? nil : scalar.string))
+        }
+        return result
+    }
+
+    // MARK: paths:
+
+    private func pathSteps(_ node: Node, _ path: String) throws -> [PathStep] {
+        try reader.sequence(node, path, hint: "write a list of `{path: $WORK/x, mkdir: true, mode: \"0555\"}`")
+            .enumerated().compactMap { index, item in reader.attempt { try pathStep(item, Reader.item(path, index)) } }
+    }
+
+    private func pathStep(_ node: Node, _ path: String) throws -> PathStep {
+        let entries = try reader.mapping(node, path, allowed: ["path", "mkdir", "mode", "owner", "content"])
+        try reader.require("path", in: entries, of: node, path, hint: "e.g. `path: $WORK/cache`")
+        var step = PathStep(path: "")
+        var contentNode: Node?
+        for entry in entries {
+            switch entry.key {
+            case "path":
+                let text = try reader.nonEmptyString(entry.value, entry.path)
+                // Steps run as root before the sandbox exists, so they are confined to the work directory.
+                let relative = text == "$WORK" ? "." : text.hasPrefix("$WORK/") ? String(text.dropFirst(6)) : text
+                if text.hasPrefix("$") && relative == text {
+                    throw reader.error(entry.value, entry.path, "`\(text)` is outside $WORK",
+                                       hint: "paths are prepared as root, so they must start with $WORK/ or be "
+                                           + "relative to $WORK")
+                }
+                try checkRelative(relative, entry.value, entry.path, what: "path", base: "$WORK")
+                step.path = text
+            case "mkdir":
+                step.mkdir = try reader.bool(entry.value, entry.path)
+            case "mode":
+                step.mode = try mode(entry.value, entry.path)
+            case "owner":
+                step.owner = try ids(entry.value, entry.path)
+            case "content":
+                step.content = try reader.string(entry.value, entry.path)
+                contentNode = entry.value
+            default:
+                break
+            }
+        }
+        if step.mkdir, step.content != nil {
+            throw reader.error(contentNode, Reader.child(path, "content"), "a directory (`mkdir: true`) has no content",
+                               hint: "use two steps: one for the directory, one for a file inside it")
+        }
+        return step
+    }
+
+    /// `"0555"` / `0o555` / `0555` are octal as chmod reads them; a plain integer without a leading zero is the mode's
+    /// numeric value.
+    private func mode(_ node: Node, _ path: String) throws -> UInt32 {
+        let hint = "write the octal mode as a string, e.g. mode: \"0755\""
+        guard case .scalar(let scalar) = node, scalar.tag.resolvedName == .str || scalar.tag.resolvedName == .int else {
+            throw reader.error(node, path, "expected a mode, found \(Reader.describe(node))", hint: hint)
+        }
+        var text = Substring(scalar.string)
+        var radix = 8
+        if text.hasPrefix("0o") {
+            text = text.dropFirst(2)
+        } else if scalar.tag.resolvedName == .int, !text.hasPrefix("0") {
+            radix = 10
+        }
+        guard !text.isEmpty, let value = UInt32(text, radix: radix), value <= 0o7777 else {
+            throw reader.error(node, path, "`\(scalar.string)` is not a file mode", hint: hint)
+        }
+        return value
+    }
+
+    /// `"uid:gid"` or `"uid"` (gid = uid), numeric only: names would depend on the host's /etc/passwd.
+    private func ids(_ node: Node, _ path: String) throws -> (uid: UInt32, gid: UInt32) {
+        let hint = "numeric \"uid:gid\" or \"uid\", e.g. \"65534:65534\""
+        guard case .scalar(let scalar) = node, scalar.tag.resolvedName != .null else {
+            throw reader.error(node, path, "expected \"uid:gid\", found \(Reader.describe(node))", hint: hint)
+        }
+        let parts = scalar.string.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let uid = UInt32(parts[0]), let gid = parts.count == 2 ? UInt32(parts[1]) : uid,
+            uid != UInt32.max, gid != UInt32.max
+        else {
+            throw reader.error(node, path, "`\(scalar.string)` is not a numeric uid:gid", hint: hint)
+        }
+        return (uid, gid)
+    }
+
+    // MARK: sandbox:
+
+    private func sandbox(_ node: Node, _ path: String) throws -> Sandbox {
+        let keys = ["user", "no_new_privs", "capabilities", "seccomp", "rlimits", "cgroup"]
+        var result = Sandbox()
+        for entry in try reader.mapping(node, path, allowed: keys) {
+            reader.attempt {
+                switch entry.key {
+                case "user": result.user = try ids(entry.value, entry.path)
+                case "no_new_privs": result.noNewPrivs = try reader.bool(entry.value, entry.path)
+                case "capabilities": result.capabilities = try capabilities(entry.value, entry.path)
+                case "seccomp": result.seccomp = try seccomp(entry.value, entry.path)
+                case "rlimits": result.rlimits = try rlimits(entry.value, entry.path)
+                case "cgroup": result.cgroup = try cgroup(entry.value, entry.path)
+                default: break
+                }
+            }
+        }
+        return result
+    }
+
+    private func capabilities(_ node: Node, _ path: String) throws -> CapabilityRequest {
+        var result = CapabilityRequest()
+        for entry in try reader.mapping(node, path, allowed: ["drop", "add", "ambient"]) {
+            reader.attempt {
+                let set = try capabilitySet(entry.value, entry.path)
+                switch entry.key {
+                case "drop": result.drop = set
+                case "add": result.add = set
+                case "ambient": result.ambient = set
+                default: break
+                }
+            }
+        }
+        return result
+    }
+
+    private func capabilitySet(_ node: Node, _ path: String) throws -> CapabilitySet {
+        var set = CapabilitySet()
+        for (name, item) in try reader.stringList(node, path) {
+            if name.uppercased() == "ALL" {
+                set.formUnion(.all)
+                continue
+            }
+            guard let number = CapabilityName.number(of: name) else {
+                let canonical = name.uppercased().hasPrefix("CAP_") ? name.uppercased() : "CAP_" + name.uppercased()
+                throw reader.error(item, path, "unknown capability `\(name)`",
+                                   hint: Reader.suggestion(for: canonical, in: CapabilityName.allNames)
+                                       ?? "names are CAP_X or X as capabilities(7) lists them, or ALL")
+            }
+            set.insert(CapabilitySet(numbers: [number]))
+        }
+        return set
+    }
+
+    // MARK: seccomp:
+
+    private func seccomp(_ node: Node, _ path: String) throws -> SeccompPolicy {
+        var result = SeccompPolicy()
+        for entry in try reader.mapping(node, path, allowed: ["profile", "default", "rules"]) {
+            reader.attempt {
+                switch entry.key {
+                case "profile":
+                    result.profile = try reader.nonEmptyString(entry.value, entry.path)
+                case "default":
+                    let text = try reader.string(entry.value, entry.path)
+                    guard let action = try seccompAction(text, entry.value, entry.path) else {
+                        throw reader.error(entry.value, entry.path, "a default `errno` needs the errno to return",
+                                           hint: "write `errno:EPERM` (or another name or number)")
+                    }
+                    result.defaultAction = action
+                case "rules":
+                    result.rules = try reader.sequence(entry.value, entry.path).enumerated().compactMap { index, item in
+                        reader.attempt { try seccompRule(item, Reader.item(entry.path, index)) }
+                    }
+                default:
+                    break
+                }
+            }
+        }
+        return result
+    }
+
+    static let actionWords = ["allow", "errno", "errno:NAME", "trap", "kill-process", "kill-thread", "kill", "log"]
+
+    /// A seccomp action; nil for a bare `errno`, whose value comes from the rule's `errno:` key.
+    private func seccompAction(_ text: String, _ node: Node, _ path: String) throws -> SeccompAction? {
+        switch text {
+        case "allow": return .allow
+        case "errno": return nil
+        case "trap": return .trap
+        case "kill-process", "kill": return .killProcess
+        case "kill-thread": return .killThread
+        case "log": return .log
+        default:
+            if text.hasPrefix("errno:") {
+                let name = String(text.dropFirst("errno:".count))
+                return .errno(try errnoValue(name, node, path))
+            }
+            throw reader.error(node, path, "unknown seccomp action `\(text)`",
+                               hint: Reader.suggestion(for: text, in: Self.actionWords))
+        }
+    }
+
+    private func errnoValue(_ name: String, _ node: Node, _ path: String) throws -> Int32 {
+        guard let value = ErrnoName.value(of: name) else {
+            throw reader.error(node, path, "unknown errno `\(name)`",
+                               hint: Reader.suggestion(for: name.uppercased(), in: ErrnoName.allNames)
+                                   ?? "a name such as EPERM or EACCES, or a number 1-4095")
+        }
+        return value
+    }
+
+    private func errno(_ node: Node, _ path: String) throws -> Int32 {
+        try errnoValue(try reader.string(node, path), node, path)
+    }
+
+    private func syscall(_ name: String, _ node: Node, _ path: String) throws -> String {
+        guard let number = SyscallName.number(of: name) else {
+            throw reader.error(node, path, "unknown syscall `\(name)`",
+                               hint: Reader.suggestion(for: name, in: ScenarioParser.syscallNames)
+                                   ?? "names as in syscalls(2), e.g. openat")
+        }
+        // libseccomp resolves names of other architectures (socketcall on x86-64) to negative pseudo numbers; a rule
+        // on one would match nothing, silently.
+        guard number >= 0 else {
+            throw reader.error(node, path, "syscall `\(name)` does not exist on this architecture",
+                               hint: "use the native call, e.g. socket instead of socketcall")
+        }
+        return name
+    }
+
+    /// Every syscall name of the native architecture, for did-you-mean hints.
+    static let syscallNames: [String] = (0..<1024).compactMap { SyscallName.name(of: $0) }
+
+    private func syscallList(_ node: Node, _ path: String) throws -> [String] {
+        try reader.stringList(node, path).map { try syscall($0.0, $0.1, path) }
+    }
+
+    private func seccompRule(_ node: Node, _ path: String) throws -> SeccompRule {
+        let entries = try reader.mapping(node, path, allowed: ["syscalls", "action", "errno", "args"])
+        try reader.require("syscalls", in: entries, of: node, path, hint: "e.g. `syscalls: [openat]`")
+        try reader.require("action", in: entries, of: node, path,
+                           hint: "one of allow, errno, trap, kill-process, kill-thread, log")
+        var syscalls: [String] = []
+        var action: SeccompAction?
+        var actionEntry: Reader.Entry?
+        var errnoEntry: Reader.Entry?
+        var args: [SeccompArgCondition] = []
+        for entry in entries {
+            switch entry.key {
+            case "syscalls":
+                syscalls = try syscallList(entry.value, entry.path)
+                if syscalls.isEmpty {
+                    throw reader.error(entry.value, entry.path, "a rule needs at least one syscall")
+                }
+            case "action":
+                action = try seccompAction(try reader.string(entry.value, entry.path), entry.value, entry.path)
+                actionEntry = entry
+            case "errno":
+                errnoEntry = entry
+            case "args":
+                args = try reader.sequence(entry.value, entry.path).enumerated().map { index, item in
+                    try argCondition(item, Reader.item(entry.path, index))
+                }
+            default:
+                break
+            }
+        }
+        // The errno key and the action must agree; a stray `errno:` next to `action: allow` would otherwise be
+        // dropped, and the user would believe the call fails when it succeeds.
+        switch (action, errnoEntry) {
+        case (nil, nil):
+            throw reader.error(actionEntry?.value, Reader.child(path, "errno"), "`action: errno` needs an `errno:` key",
+                               hint: "add `errno: EPERM` (name or number) to this rule")
+        case (nil, let entry?):
+            action = .errno(try errno(entry.value, entry.path))
+        case (.errno?, let entry?):
+            throw reader.error(entry.keyNode, entry.path, "the errno is given twice, in `action` and in `errno`",
+                               hint: "keep one: `action: errno` with `errno: NAME`, or `action: errno:NAME` alone")
+        case (let other?, let entry?):
+            throw reader.error(entry.keyNode, entry.path, "`errno` has no effect with `action: \(other)`",
+                               hint: "use `action: errno`, or remove `errno`")
+        case (_?, nil):
+            break
+        }
+        return SeccompRule(syscalls: syscalls, action: action!, args: args,
+                           location: SourceLocation(file: reader.file, line: node.mark?.line ?? 0))
+    }
+
+    private func argCondition(_ node: Node, _ path: String) throws -> SeccompArgCondition {
+        let entries = try reader.mapping(node, path, allowed: ["index", "op", "value", "mask"])
+        try reader.require("index", in: entries, of: node, path, hint: "the argument's position, 0 to 5")
+        try reader.require("value", in: entries, of: node, path)
+        var condition = SeccompArgCondition(index: 0, op: .eq, value: 0)
+        var maskEntry: Reader.Entry?
+        var opNode: Node?
+        for entry in entries {
+            switch entry.key {
+            case "index":
+                let index = try reader.integer(entry.value, entry.path)
+                guard (0...5).contains(index) else {
+                    throw reader.error(entry.value, entry.path, "argument index \(index) is out of range",
+                                       hint: "a syscall has at most 6 arguments: index 0 to 5")
+                }
+                condition.index = UInt32(index)
+            case "op":
+                let text = try reader.string(entry.value, entry.path)
+                guard let op = SeccompArgCondition.Op(rawValue: text) else {
+                    throw reader.error(entry.value, entry.path, "unknown comparison `\(text)`",
+                                       hint: Reader.suggestion(for: text,
+                                                               in: SeccompArgCondition.Op.allCases.map(\.rawValue)))
+                }
+                condition.op = op
+                opNode = entry.value
+            case "value":
+                condition.value = try reader.bits64(entry.value, entry.path)
+            case "mask":
+                condition.mask = try reader.bits64(entry.value, entry.path)
+                maskEntry = entry
+            default:
+                break
+            }
+        }
+        if condition.op == .masked_eq, maskEntry == nil {
+            throw reader.error(opNode, Reader.child(path, "mask"), "`op: masked_eq` needs a `mask`",
+                               hint: "the rule matches when (arg & mask) == value, e.g. `mask: 0x3`")
+        }
+        if let maskEntry, condition.op != .masked_eq {
+            throw reader.error(maskEntry.keyNode, maskEntry.path, "`mask` only applies to `op: masked_eq`",
+                               hint: "use `op: masked_eq`, or remove `mask`")
+        }
+        return condition
+    }
+
+    // MARK: rlimits:
+
+    private func rlimits(_ node: Node, _ path: String) throws -> [ResourceLimit] {
+        try reader.mapping(node, path, allowed: ResourceLimitName.allNames).compactMap { entry in
+            reader.attempt { () throws -> ResourceLimit in
+                let resource = ResourceLimitName.resource(of: entry.key)!
+                if case .mapping = entry.value {
+                    let fields = try reader.mapping(entry.value, entry.path, allowed: ["soft", "hard"])
+                    try reader.require("soft", in: fields, of: entry.value, entry.path)
+                    try reader.require("hard", in: fields, of: entry.value, entry.path)
+                    var soft: UInt64 = 0, hard: UInt64 = 0
+                    for field in fields {
+                        let value = try limitValue(field.value, field.path)
+                        if field.key == "soft" { soft = value } else { hard = value }
+                    }
+                    guard soft <= hard else {
+                        throw reader.error(entry.value, entry.path, "soft limit \(soft) is above hard limit \(hard)",
+                                           hint: "setrlimit(2) refuses soft > hard")
+                    }
+                    return ResourceLimit(name: entry.key, resource: resource, soft: soft, hard: hard)
+                }
+                let value = try limitValue(entry.value, entry.path)
+                return ResourceLimit(name: entry.key, resource: resource, soft: value, hard: value)
+            }
+        }
+    }
+
+    /// A count or a size; `unlimited` is `UInt64.max`, which is RLIM_INFINITY.
+    private func limitValue(_ node: Node, _ path: String) throws -> UInt64 {
+        if case .scalar(let scalar) = node, ["unlimited", "infinity"].contains(scalar.string) { return .max }
+        return try reader.size(node, path)
+    }
+
+    // MARK: cgroup:
+
+    private func cgroup(_ node: Node, _ path: String) throws -> CgroupRequest {
+        var result = CgroupRequest()
+        for entry in try reader.mapping(node, path, allowed: ["pids_max", "memory_max", "freeze"]) {
+            reader.attempt {
+                switch entry.key {
+                case "pids_max":
+                    let value = try reader.integer(entry.value, entry.path)
+                    guard value >= 1 else {
+                        throw reader.error(entry.value, entry.path, "pids_max must be at least 1",
+                                           hint: "the go command itself is one process")
+                    }
+                    result.pidsMax = value
+                case "memory_max":
+                    result.memoryMax = try reader.size(entry.value, entry.path)
+                case "freeze":
+                    if case .sequence = entry.value {
+                        result.freeze = try reader.sequence(entry.value, entry.path).enumerated().map { index, item in
+                            try freezeStep(item, Reader.item(entry.path, index))
+                        }
+                    } else {
+                        result.freeze = [try freezeStep(entry.value, entry.path)]
+                    }
+                default:
+                    break
+                }
+            }
+        }
+        return result
+    }
+
+    private func freezeStep(_ node: Node, _ path: String) throws -> FreezeStep {
+        let entries = try reader.mapping(node, path, allowed: ["after", "on_process", "hold"])
+        var trigger: FreezeStep.Trigger?
+        var hold: Duration?
+        for entry in entries {
+            switch entry.key {
+            case "after", "on_process":
+                guard trigger == nil else {
+                    throw reader.error(entry.keyNode, entry.path, "give either `after` or `on_process`, not both",
+                                       hint: "use a list of freeze steps to freeze twice")
+                }
+                trigger = entry.key == "after"
+                    ? .after(try reader.duration(entry.value, entry.path, allowZero: true))
+                    : .onProcess(try reader.nonEmptyString(entry.value, entry.path))
+            case "hold":
+                hold = try reader.duration(entry.value, entry.path)
+            default:
+                break
+            }
+        }
+        guard let trigger else {
+            throw reader.error(node, path, "a freeze step needs `after` or `on_process`",
+                               hint: "e.g. `after: 300ms` or `on_process: compile`")
+        }
+        return FreezeStep(trigger: trigger, hold: hold)
+    }
+
+    // MARK: faults:
+
+    private func fault(_ node: Node, _ path: String) throws -> Fault {
+        let keys = ["syscall", "errno", "path", "process", "nth", "every", "probability", "delay"]
+        let entries = try reader.mapping(node, path, allowed: keys)
+        try reader.require("syscall", in: entries, of: node, path, hint: "e.g. `syscall: openat`")
+        var result = Fault(syscall: "", errno: nil)
+        var whenKey: String?
+        for entry in entries {
+            switch entry.key {
+            case "syscall":
+                let name = try reader.string(entry.value, entry.path)
+                result.syscall = try syscall(name, entry.value, entry.path)
+            case "errno":
+                result.errno = try errno(entry.value, entry.path)
+            case "path":
+                result.path = try reader.nonEmptyString(entry.value, entry.path)
+            case "process":
+                result.process = try reader.nonEmptyString(entry.value, entry.path)
+            case "nth", "every", "probability":
+                if let whenKey {
+                    throw reader.error(entry.keyNode, entry.path, "`\(whenKey)` and `\(entry.key)` both choose which "
+                                       + "calls fail", hint: "keep one of nth, every, probability")
+                }
+                whenKey = entry.key
+                result.when = try when(entry)
+            case "delay":
+                result.delay = try reader.duration(entry.value, entry.path)
+            default:
+                break
+            }
+        }
+        if result.errno == nil, result.delay == nil {
+            throw reader.error(node, path, "a fault needs an `errno` to return, a `delay`, or both",
+                               hint: "e.g. `errno: EACCES` or `delay: 50ms`")
+        }
+        result.location = SourceLocation(file: reader.file, line: node.mark?.line ?? 0)
+        return result
+    }
+
+    private func when(_ entry: Reader.Entry) throws -> Fault.When {
+        switch entry.key {
+        case "nth":
+            let nth = try reader.integer(entry.value, entry.path)
+            guard nth >= 1 else {
+                throw reader.error(entry.value, entry.path, "nth must be at least 1", hint: "calls are counted from 1")
+            }
+            return .nth(nth)
+        case "every":
+            guard try reader.bool(entry.value, entry.path) else {
+                throw reader.error(entry.value, entry.path, "`every: false` would never inject the fault",
+                                   hint: "remove the fault, or choose calls with `nth` or `probability`")
+            }
+            return .every
+        default:
+            guard case .scalar(let scalar) = entry.value, [.float, .int].contains(scalar.tag.resolvedName),
+                let probability = Double(scalar.string), (0...1).contains(probability)
+            else {
+                throw reader.error(entry.value, entry.path, "probability must be a number from 0 to 1, found "
+                                   + Reader.describe(entry.value), hint: "e.g. `probability: 0.2`")
+            }
+            return .probability(probability)
+        }
+    }
+
+    // MARK: trace, success, expect
+
+    private func trace(_ node: Node, _ path: String) throws -> TraceRequest {
+        if case .sequence = node {
+            let names = try syscallList(node, path)
+            return names.isEmpty ? .off : .syscalls(names)
+        }
+        guard case .scalar(let scalar) = node, scalar.tag.resolvedName == .bool else {
+            throw reader.error(node, path, "expected true, false or a list of syscalls, found \(Reader.describe(node))",
+                               hint: "e.g. `trace: true` or `trace: [openat, execve]`")
+        }
+        return try reader.bool(node, path) ? .all : .off
+    }
+
+    private func regex(_ node: Node, _ path: String) throws -> String {
+        let pattern = try reader.string(node, path)
+        do {
+            _ = try NSRegularExpression(pattern: pattern)
+        } catch {
+            throw reader.error(node, path, "`\(pattern)` is not a valid regular expression",
+                               hint: "escape special characters such as ( [ . * with a backslash")
+        }
+        return pattern
+    }
+
+    private func success(_ node: Node, _ path: String) throws -> SuccessCriteria {
+        var result = SuccessCriteria()
+        for entry in try reader.mapping(node, path, allowed: ["artifact", "stdout"]) {
+            reader.attempt {
+                switch entry.key {
+                case "artifact": result.artifact = try reader.nonEmptyString(entry.value, entry.path)
+                case "stdout": result.stdout = try regex(entry.value, entry.path)
+                default: break
+                }
+            }
+        }
+        return result
+    }
+
+    private func expectation(_ node: Node, _ path: String) throws -> Expectation {
+        let keys = ["outcome", "exit", "signal", "stderr", "stdout", "artifact", "hang_kind"]
+        var result = Expectation()
+        for entry in try reader.mapping(node, path, allowed: keys) {
+            reader.attempt {
+                switch entry.key {
+                case "outcome":
+                    let items: [(String, Node)]
+                    if case .sequence = entry.value {
+                        items = try reader.stringList(entry.value, entry.path)
+                    } else {
+                        items = [(try reader.string(entry.value, entry.path), entry.value)]
+                    }
+                    guard !items.isEmpty else {
+                        throw reader.error(entry.value, entry.path, "the list of outcomes is empty")
+                    }
+                    result.outcomes = try items.map { try outcome($0.0, $0.1, entry.path) }
+                case "exit":
+                    let code = try reader.integer(entry.value, entry.path)
+                    guard (0...255).contains(code) else {
+                        throw reader.error(entry.value, entry.path, "exit status \(code) is outside 0-255",
+                                           hint: "a process killed by a signal has no exit status; use `signal:`")
+                    }
+                    result.exit = Int32(code)
+                case "signal":
+                    result.signal = try signal(entry.value, entry.path)
+                case "stderr":
+                    result.stderr = try regex(entry.value, entry.path)
+                case "stdout":
+                    result.stdout = try regex(entry.value, entry.path)
+                case "artifact":
+                    result.artifact = try reader.nonEmptyString(entry.value, entry.path)
+                case "hang_kind":
+                    let text = try reader.string(entry.value, entry.path)
+                    guard let kind = HangKind(rawValue: text) else {
+                        throw reader.error(entry.value, entry.path, "unknown hang kind `\(text)`",
+                                           hint: Reader.suggestion(for: text, in: HangKind.allCases.map(\.rawValue)))
+                    }
+                    result.hangKind = kind
+                default:
+                    break
+                }
+            }
+        }
+        return result
+    }
+
+    private func outcome(_ text: String, _ node: Node, _ path: String) throws -> Outcome {
+        guard let outcome = Outcome(rawValue: text) else {
+            throw reader.error(node, path, "unknown outcome `\(text)`",
+                               hint: Reader.suggestion(for: text, in: Outcome.allCases.map(\.rawValue)))
+        }
+        // A harness error is ghostrun's own failure, never the target's outcome, so expecting one can never pass.
+        guard outcome != .harnessError else {
+            throw reader.error(node, path, "`harness-error` is never a scenario's outcome",
+                               hint: "expect what the go command does: clear-error, crash, signaled, hang, ...")
+        }
+        return outcome
+    }
+
+    /// The canonical name (`SIGSYS`) for `SIGSYS`, `sys` or `31`.
+    private func signal(_ node: Node, _ path: String) throws -> String {
+        let text = try reader.string(node, path)
+        let number = Int32(text).flatMap { (1...31).contains($0) ? $0 : nil } ?? SignalName.number(of: text)
+        guard let number else {
+            let canonical = text.uppercased().hasPrefix("SIG") ? text.uppercased() : "SIG" + text.uppercased()
+            throw reader.error(node, path, "unknown signal `\(text)`",
+                               hint: Reader.suggestion(for: canonical, in: SignalName.allNames)
+                                   ?? "a name such as SIGSYS or SIGKILL")
+        }
+        return SignalName.name(of: number)
+    }
+}
