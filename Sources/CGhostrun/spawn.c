@@ -220,6 +220,8 @@ int ghostrun_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
+int ghostrun_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
 int ghostrun_memfd(const char *name) { return (int)syscall(SYS_memfd_create, name, 1U /* MFD_CLOEXEC */); }
 
 int ghostrun_errno(void) { return errno; }

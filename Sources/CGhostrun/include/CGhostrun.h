@@ -66,6 +66,9 @@ int ghostrun_spawn(const ghostrun_spawn_config *config, pid_t *pid_out, char *st
 /// seccomp(2), which glibc does not wrap.
 int ghostrun_seccomp(unsigned int operation, unsigned int flags, void *args);
 
+/// pipe2(2) with O_CLOEXEC (Glibc does not export pipe2 to Swift).
+int ghostrun_pipe_cloexec(int fds[2]);
+
 /// memfd_create(2) with MFD_CLOEXEC, for exporting libseccomp's program.
 int ghostrun_memfd(const char *name);
 

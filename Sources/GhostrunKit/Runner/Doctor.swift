@@ -111,7 +111,7 @@ public enum Cleanup {
     public static func startReaper(executable: String) {
         guard reaperPipe < 0 else { return }
         var fds: [Int32] = [0, 0]
-        guard pipe2(&fds, O_CLOEXEC) == 0 else { return }
+        guard ghostrun_pipe_cloexec(&fds) == 0 else { return }
         // The read end must survive the reaper's exec; only the reaper holds it open.
         let arguments = [executable, "__reap", String(getpid())]
         var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]

@@ -42,25 +42,29 @@ public final class MatrixRunner: @unchecked Sendable {
     }
 
     public func run(_ entries: [MatrixEntry], onResult: @escaping @Sendable (RunResult) -> Void) -> [RunResult] {
-        var results = [RunResult?](repeating: nil, count: entries.count)
-        var next = 0
+        final class Progress: @unchecked Sendable {
+            var results: [RunResult?]
+            var next = 0
+            init(count: Int) { results = Array(repeating: nil, count: count) }
+        }
+        let progress = Progress(count: entries.count)
         let group = DispatchGroup()
         for _ in 0..<min(jobs, max(1, entries.count)) {
             group.enter()
             let thread = Thread { [self] in
                 while true {
                     lock.lock()
-                    if stopped || next >= entries.count {
+                    if stopped || progress.next >= entries.count {
                         lock.unlock()
                         break
                     }
-                    let index = next
-                    next += 1
+                    let index = progress.next
+                    progress.next += 1
                     lock.unlock()
                     let entry = entries[index]
                     let result = runner.run(entry.scenario, toolchain: entry.toolchain)
                     lock.lock()
-                    results[index] = result
+                    progress.results[index] = result
                     lock.unlock()
                     onResult(result)
                 }
@@ -70,6 +74,6 @@ public final class MatrixRunner: @unchecked Sendable {
             thread.start()
         }
         group.wait()
-        return results.compactMap { $0 }
+        return progress.results.compactMap { $0 }
     }
 }

