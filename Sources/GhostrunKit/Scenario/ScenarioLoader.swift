@@ -66,7 +66,7 @@ public enum ScenarioLoader {
         } catch {
             throw ScenarioError(file: file, line: nil, key: nil, message: "cannot parse: \(error)")
         }
-        guard let root, !(root.scalar?.tag.resolvedName == .null) else {
+        guard let root, root.scalar?.resolvedTagName != .null else {
             throw ScenarioError(file: file, line: nil, key: nil, message: "the file holds no scenario",
                                 hint: "a scenario needs at least `name:` and `run:`")
         }

@@ -156,7 +156,7 @@ struct ScenarioParser {
             let name = try reader.nonEmptyString(keyNode, path)
             let filePath = Reader.child(path, name)
             try checkRelative(name, keyNode, filePath, what: "file path", base: "$WORK")
-            guard case .scalar(let scalar) = valueNode, scalar.tag.resolvedName != .null else {
+            guard case .scalar(let scalar) = valueNode, scalar.resolvedTagName != .null else {
                 throw reader.error(valueNode, filePath, "expected the file's content as a string, found "
                                    + Reader.describe(valueNode), hint: "for an empty file write `\"\"`")
             }
@@ -199,7 +199,7 @@ struct ScenarioParser {
                                    hint: "quote the whole value; a list or mapping has no single environment form")
             }
             // Numbers and booleans keep the spelling the user wrote (`GOAMD64: v3`, `CGO_ENABLED: 0`).
-            result.append((name, scalar.tag.resolvedName == .null ? nil : scalar.string))
+            result.append((name, scalar.resolvedTagName == .null ? nil : scalar.string))
         }
         return result
     }
@@ -253,14 +253,14 @@ struct ScenarioParser {
     /// numeric value.
     private func mode(_ node: Node, _ path: String) throws -> UInt32 {
         let hint = "write the octal mode as a string, e.g. mode: \"0755\""
-        guard case .scalar(let scalar) = node, scalar.tag.resolvedName == .str || scalar.tag.resolvedName == .int else {
+        guard case .scalar(let scalar) = node, scalar.resolvedTagName == .str || scalar.resolvedTagName == .int else {
             throw reader.error(node, path, "expected a mode, found \(Reader.describe(node))", hint: hint)
         }
         var text = Substring(scalar.string)
         var radix = 8
         if text.hasPrefix("0o") {
             text = text.dropFirst(2)
-        } else if scalar.tag.resolvedName == .int, !text.hasPrefix("0") {
+        } else if scalar.resolvedTagName == .int, !text.hasPrefix("0") {
             radix = 10
         }
         guard !text.isEmpty, let value = UInt32(text, radix: radix), value <= 0o7777 else {
@@ -272,7 +272,7 @@ struct ScenarioParser {
     /// `"uid:gid"` or `"uid"` (gid = uid), numeric only: names would depend on the host's /etc/passwd.
     private func ids(_ node: Node, _ path: String) throws -> (uid: UInt32, gid: UInt32) {
         let hint = "numeric \"uid:gid\" or \"uid\", e.g. \"65534:65534\""
-        guard case .scalar(let scalar) = node, scalar.tag.resolvedName != .null else {
+        guard case .scalar(let scalar) = node, scalar.resolvedTagName != .null else {
             throw reader.error(node, path, "expected \"uid:gid\", found \(Reader.describe(node))", hint: hint)
         }
         let parts = scalar.string.split(separator: ":", omittingEmptySubsequences: false)
@@ -666,7 +666,7 @@ struct ScenarioParser {
             }
             return .every
         default:
-            guard case .scalar(let scalar) = entry.value, [.float, .int].contains(scalar.tag.resolvedName),
+            guard case .scalar(let scalar) = entry.value, [.float, .int].contains(scalar.resolvedTagName),
                 let probability = Double(scalar.string), (0...1).contains(probability)
             else {
                 throw reader.error(entry.value, entry.path, "probability must be a number from 0 to 1, found "
@@ -683,7 +683,7 @@ struct ScenarioParser {
             let names = try syscallList(node, path)
             return names.isEmpty ? .off : .syscalls(names)
         }
-        guard case .scalar(let scalar) = node, scalar.tag.resolvedName == .bool else {
+        guard case .scalar(let scalar) = node, scalar.resolvedTagName == .bool else {
             throw reader.error(node, path, "expected true, false or a list of syscalls, found \(Reader.describe(node))",
                                hint: "e.g. `trace: true` or `trace: [openat, execve]`")
         }
