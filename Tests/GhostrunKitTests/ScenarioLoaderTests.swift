@@ -111,8 +111,10 @@ final class ScenarioLoaderTests: XCTestCase {
     }
 
     /// The errors a text produces; fails the test when it parses.
-    private func errors(_ text: String, file: String = "/nonexistent/s.yaml", caller: StaticString = #filePath,
-                        callerLine: UInt = #line) -> [ScenarioError] {
+    private func errors(
+        _ text: String, file: String = "/nonexistent/s.yaml", caller: StaticString = #filePath,
+        callerLine: UInt = #line
+    ) -> [ScenarioError] {
         do {
             _ = try ScenarioLoader.parse(text: text, file: file)
             XCTFail("expected a scenario error", file: caller, line: callerLine)
@@ -131,8 +133,9 @@ final class ScenarioLoaderTests: XCTestCase {
     ) {
         let found = errors(text, file: file, caller: caller, callerLine: callerLine)
         guard found.count == 1, let error = found.first else {
-            XCTFail("expected one error, got \(found.count):\n\(found.map(\.description).joined(separator: "\n"))",
-                    file: caller, line: callerLine)
+            XCTFail(
+                "expected one error, got \(found.count):\n\(found.map(\.description).joined(separator: "\n"))",
+                file: caller, line: callerLine)
             return
         }
         XCTAssertEqual(error.file, file, file: caller, line: callerLine)
@@ -140,8 +143,9 @@ final class ScenarioLoaderTests: XCTestCase {
         XCTAssertEqual(error.key, key, "\(error)", file: caller, line: callerLine)
         XCTAssertTrue(error.message.contains(message), "message: \(error.message)", file: caller, line: callerLine)
         if let hint {
-            XCTAssertTrue(error.hint?.contains(hint) == true, "hint: \(error.hint ?? "nil")", file: caller,
-                          line: callerLine)
+            XCTAssertTrue(
+                error.hint?.contains(hint) == true, "hint: \(error.hint ?? "nil")", file: caller,
+                line: callerLine)
         }
     }
 
@@ -149,8 +153,9 @@ final class ScenarioLoaderTests: XCTestCase {
 
     func testContractExampleParsesToEveryValue() throws {
         let directory = try makeTemporaryDirectory()
-        try FileManager.default.createDirectory(at: directory.appendingPathComponent("fixtures/hello"),
-                                                withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: directory.appendingPathComponent("fixtures/hello"),
+            withIntermediateDirectories: true)
         let file = try write(Self.contractExample, to: "readonly.yaml", in: directory)
         let scenarios = try ScenarioLoader.load(file: file)
         XCTAssertEqual(scenarios.count, 1)
@@ -197,10 +202,12 @@ final class ScenarioLoaderTests: XCTestCase {
         XCTAssertEqual(seccomp.rules[2].args, [SeccompArgCondition(index: 0, op: .eq, value: 40)])
         XCTAssertEqual(seccomp.rules[2].location?.line, line(of: "syscalls: [socket]", in: text))
 
-        XCTAssertEqual(s.sandbox.rlimits, [
-            ResourceLimit(name: "nofile", resource: 7, soft: 64, hard: 64),
-            ResourceLimit(name: "as", resource: 9, soft: 512 << 20, hard: 512 << 20),
-        ])
+        XCTAssertEqual(
+            s.sandbox.rlimits,
+            [
+                ResourceLimit(name: "nofile", resource: 7, soft: 64, hard: 64),
+                ResourceLimit(name: "as", resource: 9, soft: 512 << 20, hard: 512 << 20),
+            ])
         XCTAssertEqual(s.sandbox.cgroup.pidsMax, 16)
         XCTAssertEqual(s.sandbox.cgroup.memoryMax, 256 << 20)
         XCTAssertEqual(s.sandbox.cgroup.freeze, [FreezeStep(trigger: .after(.milliseconds(300)), hold: .seconds(2))])
@@ -248,9 +255,10 @@ final class ScenarioLoaderTests: XCTestCase {
         XCTAssertNil(s.sandbox.seccomp)
         XCTAssertNil(s.sandbox.capabilities)
         XCTAssertEqual(s.location, SourceLocation(file: "d/min.yaml", line: 1))
-        XCTAssertEqual(s.scenarioDirectory,
-                       URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("d")
-                           .standardizedFileURL.path)
+        XCTAssertEqual(
+            s.scenarioDirectory,
+            URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("d")
+                .standardizedFileURL.path)
     }
 
     func testScenariosListFormGivesEachItsLocation() throws {
@@ -297,46 +305,52 @@ final class ScenarioLoaderTests: XCTestCase {
         XCTAssertEqual(rule.action, .errno(13))
         XCTAssertEqual(rule.args, [SeccompArgCondition(index: 2, op: .masked_eq, value: 1, mask: 3)])
         XCTAssertEqual(rule.location?.line, 8)
-        XCTAssertEqual(s.sandbox.rlimits, [
-            ResourceLimit(name: "nofile", resource: 7, soft: 64, hard: 128),
-            ResourceLimit(name: "core", resource: 4, soft: .max, hard: .max),
-        ])
+        XCTAssertEqual(
+            s.sandbox.rlimits,
+            [
+                ResourceLimit(name: "nofile", resource: 7, soft: 64, hard: 128),
+                ResourceLimit(name: "core", resource: 4, soft: .max, hard: .max),
+            ])
         XCTAssertEqual(s.expect?.outcomes, [.clearError, .crash])
         XCTAssertEqual(s.expect?.signal, "SIGSYS")
         XCTAssertEqual(s.location.line, 2)
     }
 
     func testAlternativeFormsOfFreezeFaultsTraceAndActions() throws {
-        let text = Self.minimal + """
-            sandbox:
-              capabilities: {drop: [net_raw, CAP_SYS_ADMIN], ambient: [chown]}
-              seccomp:
-                default: kill
-                rules:
-                  - {syscalls: [clone3], action: errno:ENOSYS}
-                  - {syscalls: [ptrace], action: kill-thread}
-                  - {syscalls: [socket], action: errno, errno: EAFNOSUPPORT, args: [{index: 1, op: ge, value: -1}]}
-              cgroup:
-                freeze:
-                  - {on_process: compile}
-                  - {after: 0ms, hold: 1.5s}
-            faults:
-              - {syscall: write, delay: 5ms, every: true}
-              - {syscall: read, errno: 5, probability: 1}
-            trace: [openat, execve]
-            seed: 7
-            """
+        let text =
+            Self.minimal + """
+                sandbox:
+                  capabilities: {drop: [net_raw, CAP_SYS_ADMIN], ambient: [chown]}
+                  seccomp:
+                    default: kill
+                    rules:
+                      - {syscalls: [clone3], action: errno:ENOSYS}
+                      - {syscalls: [ptrace], action: kill-thread}
+                      - {syscalls: [socket], action: errno, errno: EAFNOSUPPORT, args: [{index: 1, op: ge, value: -1}]}
+                  cgroup:
+                    freeze:
+                      - {on_process: compile}
+                      - {after: 0ms, hold: 1.5s}
+                faults:
+                  - {syscall: write, delay: 5ms, every: true}
+                  - {syscall: read, errno: 5, probability: 1}
+                trace: [openat, execve]
+                seed: 7
+                """
         let s = try XCTUnwrap(ScenarioLoader.parse(text: text, file: "alt.yaml").first)
         XCTAssertEqual(s.sandbox.capabilities?.drop, CapabilitySet(numbers: [13, 21]))
         XCTAssertEqual(s.sandbox.capabilities?.ambient, CapabilitySet(numbers: [0]))
         XCTAssertEqual(s.sandbox.seccomp?.defaultAction, .killProcess)
-        XCTAssertEqual(s.sandbox.seccomp?.rules.map(\.action),
-                       [.errno(ErrnoName.value(of: "ENOSYS")!), .killThread, .errno(ErrnoName.value(of: "EAFNOSUPPORT")!)])
+        XCTAssertEqual(
+            s.sandbox.seccomp?.rules.map(\.action),
+            [.errno(ErrnoName.value(of: "ENOSYS")!), .killThread, .errno(ErrnoName.value(of: "EAFNOSUPPORT")!)])
         XCTAssertEqual(s.sandbox.seccomp?.rules[2].args.first?.value, UInt64.max)
-        XCTAssertEqual(s.sandbox.cgroup.freeze, [
-            FreezeStep(trigger: .onProcess("compile"), hold: nil),
-            FreezeStep(trigger: .after(.zero), hold: .milliseconds(1500)),
-        ])
+        XCTAssertEqual(
+            s.sandbox.cgroup.freeze,
+            [
+                FreezeStep(trigger: .onProcess("compile"), hold: nil),
+                FreezeStep(trigger: .after(.zero), hold: .milliseconds(1500)),
+            ])
         XCTAssertEqual(s.faults.map(\.when), [.every, .probability(1)])
         XCTAssertEqual(s.faults[0].errno, nil)
         XCTAssertEqual(s.faults[1].errno, 5)
@@ -345,12 +359,13 @@ final class ScenarioLoaderTests: XCTestCase {
     }
 
     func testModeAndOwnerForms() throws {
-        let text = Self.minimal + """
-            paths:
-              - {path: a, mode: 0755}
-              - {path: $WORK/b, mode: 420, owner: 0:0}
-              - {path: $WORK, mode: "0o1777", content: "x"}
-            """
+        let text =
+            Self.minimal + """
+                paths:
+                  - {path: a, mode: 0755}
+                  - {path: $WORK/b, mode: 420, owner: 0:0}
+                  - {path: $WORK, mode: "0o1777", content: "x"}
+                """
         let s = try XCTUnwrap(ScenarioLoader.parse(text: text, file: "m.yaml").first)
         XCTAssertEqual(s.paths.map(\.mode), [0o755, 0o644, 0o1777])
         XCTAssertEqual(s.paths[1].owner?.uid, 0)
@@ -362,24 +377,28 @@ final class ScenarioLoaderTests: XCTestCase {
     func testErrorDescriptionNamesFileLineKeyAndHint() {
         let error = ScenarioError(file: "a.yaml", line: 3, key: "sandbox.user", message: "bad", hint: "fix it")
         XCTAssertEqual(error.description, "a.yaml:3: sandbox.user: bad (hint: fix it)")
-        XCTAssertEqual(ScenarioError(file: "a.yaml", line: nil, key: nil, message: "empty").description, "a.yaml: empty")
+        XCTAssertEqual(
+            ScenarioError(file: "a.yaml", line: nil, key: nil, message: "empty").description, "a.yaml: empty")
     }
 
     // MARK: Structure errors
 
     func testUnknownTopLevelKeySuggestsTheRightOne() {
-        assertError(Self.minimal + "timout: 5s\n", line: 3, key: "timout", message: "unknown key `timout`",
-                    hint: "did you mean `timeout`?")
+        assertError(
+            Self.minimal + "timout: 5s\n", line: 3, key: "timout", message: "unknown key `timout`",
+            hint: "did you mean `timeout`?")
     }
 
     func testUnknownNestedKeyNamesTheDottedPath() {
         let text = Self.minimal + "sandbox:\n  seccomp:\n    defualt: errno:EPERM\n"
-        assertError(text, line: 5, key: "sandbox.seccomp.defualt", message: "unknown key `defualt` in `sandbox.seccomp`",
-                    hint: "`default`")
+        assertError(
+            text, line: 5, key: "sandbox.seccomp.defualt", message: "unknown key `defualt` in `sandbox.seccomp`",
+            hint: "`default`")
     }
 
     func testUnknownKeyInsideAListItem() {
-        let text = Self.minimal + "sandbox:\n  seccomp:\n    rules:\n      - syscalls: [read]\n        action: log\n"
+        let text =
+            Self.minimal + "sandbox:\n  seccomp:\n    rules:\n      - syscalls: [read]\n        action: log\n"
             + "        arg: []\n"
         assertError(text, line: 8, key: "sandbox.seccomp.rules[0].arg", message: "unknown key", hint: "`args`")
     }
@@ -391,7 +410,8 @@ final class ScenarioLoaderTests: XCTestCase {
     }
 
     func testStringWhereListExpected() {
-        assertError("name: t\nrun: go build\n", line: 2, key: "run", message: "expected a list, found the string `go build`")
+        assertError(
+            "name: t\nrun: go build\n", line: 2, key: "run", message: "expected a list, found the string `go build`")
         assertError(Self.minimal + "tags: seed\n", line: 3, key: "tags", message: "expected a list")
         assertError(Self.minimal + "sandbox: [user]\n", line: 3, key: "sandbox", message: "expected a mapping")
         assertError(Self.minimal + "env_clear: \"yes\"\n", line: 3, key: "env_clear", message: "expected true or false")
@@ -412,10 +432,12 @@ final class ScenarioLoaderTests: XCTestCase {
     }
 
     func testMissingRequiredKeys() {
-        assertError("run: [go, version]\n", line: 1, key: "name", message: "missing required key `name`",
-                    hint: "name:")
-        assertError("description: x\nname: t\n", line: 1, key: "run", message: "missing required key `run`",
-                    hint: "run:")
+        assertError(
+            "run: [go, version]\n", line: 1, key: "name", message: "missing required key `name`",
+            hint: "name:")
+        assertError(
+            "description: x\nname: t\n", line: 1, key: "run", message: "missing required key `run`",
+            hint: "run:")
     }
 
     func testEmptyRunAndEmptyFile() {
@@ -424,8 +446,9 @@ final class ScenarioLoaderTests: XCTestCase {
     }
 
     func testBadNamePattern() {
-        assertError("name: My Scenario\nrun: [go]\n", line: 1, key: "name", message: "not a valid scenario name",
-                    hint: "`my-scenario`")
+        assertError(
+            "name: My Scenario\nrun: [go]\n", line: 1, key: "name", message: "not a valid scenario name",
+            hint: "`my-scenario`")
     }
 
     func testDuplicateNamesInOneFile() {
@@ -434,33 +457,39 @@ final class ScenarioLoaderTests: XCTestCase {
     }
 
     func testScenariosListAllowsNoOtherTopLevelKey() {
-        assertError("timeout: 1s\nscenarios:\n  - {name: a, run: [go]}\n", line: 1, key: "timeout",
-                    message: "beside `scenarios:`")
-        assertError("scenarios:\n  - name: a\n    run: [go]\n    timeot: 1s\n", line: 4, key: "scenarios[0].timeot",
-                    message: "unknown key", hint: "`timeout`")
+        assertError(
+            "timeout: 1s\nscenarios:\n  - {name: a, run: [go]}\n", line: 1, key: "timeout",
+            message: "beside `scenarios:`")
+        assertError(
+            "scenarios:\n  - name: a\n    run: [go]\n    timeot: 1s\n", line: 4, key: "scenarios[0].timeot",
+            message: "unknown key", hint: "`timeout`")
     }
 
     // MARK: Values
 
     func testBadDurationsAreAllReported() {
-        let text = Self.minimal + """
-            timeout: 60
-            hang_after: soon
-            sandbox:
-              cgroup:
-                freeze: {after: 3 days, hold: -1s}
-            faults:
-              - {syscall: read, delay: fast}
-            """
+        let text =
+            Self.minimal + """
+                timeout: 60
+                hang_after: soon
+                sandbox:
+                  cgroup:
+                    freeze: {after: 3 days, hold: -1s}
+                faults:
+                  - {syscall: read, delay: fast}
+                """
         let found = errors(text)
-        XCTAssertEqual(found.map(\.key), [
-            "timeout", "hang_after", "sandbox.cgroup.freeze.after", "faults[0].delay",
-        ])
+        XCTAssertEqual(
+            found.map(\.key),
+            [
+                "timeout", "hang_after", "sandbox.cgroup.freeze.after", "faults[0].delay",
+            ])
         XCTAssertEqual(found.map(\.line), [3, 4, 7, 9])
         XCTAssertEqual(found.first?.hint?.contains("add a unit, e.g. 60s"), true)
         // A step stops at its first problem, so `hold` is reported once `after` is fixed.
-        assertError(Self.minimal + "sandbox:\n  cgroup:\n    freeze: {after: 1s, hold: -1s}\n", line: 5,
-                    key: "sandbox.cgroup.freeze.hold", message: "is not a duration", hint: "300ms")
+        assertError(
+            Self.minimal + "sandbox:\n  cgroup:\n    freeze: {after: 1s, hold: -1s}\n", line: 5,
+            key: "sandbox.cgroup.freeze.hold", message: "is not a duration", hint: "300ms")
     }
 
     func testLoadErrorsDescriptionListsEach() {
@@ -477,97 +506,130 @@ final class ScenarioLoaderTests: XCTestCase {
     }
 
     func testBadSizes() {
-        assertError(Self.minimal + "sandbox:\n  cgroup:\n    memory_max: 256 MB of RAM\n", line: 5,
-                    key: "sandbox.cgroup.memory_max", message: "is not a size", hint: "512MiB")
-        assertError(Self.minimal + "sandbox:\n  rlimits:\n    as: 512MeB\n", line: 5, key: "sandbox.rlimits.as",
-                    message: "`512MeB` is not a size")
-        assertError(Self.minimal + "sandbox:\n  rlimits:\n    nofile: {soft: 128, hard: 64}\n", line: 5,
-                    key: "sandbox.rlimits.nofile", message: "soft limit 128 is above hard limit 64")
+        assertError(
+            Self.minimal + "sandbox:\n  cgroup:\n    memory_max: 256 MB of RAM\n", line: 5,
+            key: "sandbox.cgroup.memory_max", message: "is not a size", hint: "512MiB")
+        assertError(
+            Self.minimal + "sandbox:\n  rlimits:\n    as: 512MeB\n", line: 5, key: "sandbox.rlimits.as",
+            message: "`512MeB` is not a size")
+        assertError(
+            Self.minimal + "sandbox:\n  rlimits:\n    nofile: {soft: 128, hard: 64}\n", line: 5,
+            key: "sandbox.rlimits.nofile", message: "soft limit 128 is above hard limit 64")
     }
 
     func testUnknownSyscallSuggestsTheClosest() {
-        let text = Self.minimal + "sandbox:\n  seccomp:\n    rules:\n      - syscalls: [read, pidfd_opn]\n"
+        let text =
+            Self.minimal + "sandbox:\n  seccomp:\n    rules:\n      - syscalls: [read, pidfd_opn]\n"
             + "        action: trap\n"
-        assertError(text, line: 6, key: "sandbox.seccomp.rules[0].syscalls", message: "unknown syscall `pidfd_opn`",
-                    hint: "did you mean `pidfd_open`")
-        assertError(Self.minimal + "trace: [opnat]\n", line: 3, key: "trace", message: "unknown syscall",
-                    hint: "`openat`")
-        assertError(Self.minimal + "faults:\n  - {syscall: opnat, errno: EIO}\n", line: 4, key: "faults[0].syscall",
-                    message: "unknown syscall `opnat`", hint: "`openat`")
+        assertError(
+            text, line: 6, key: "sandbox.seccomp.rules[0].syscalls", message: "unknown syscall `pidfd_opn`",
+            hint: "did you mean `pidfd_open`")
+        assertError(
+            Self.minimal + "trace: [opnat]\n", line: 3, key: "trace", message: "unknown syscall",
+            hint: "`openat`")
+        assertError(
+            Self.minimal + "faults:\n  - {syscall: opnat, errno: EIO}\n", line: 4, key: "faults[0].syscall",
+            message: "unknown syscall `opnat`", hint: "`openat`")
     }
 
     func testUnknownErrnoCapabilityRlimitSignalOutcomeHangKind() {
         let rule = Self.minimal + "sandbox:\n  seccomp:\n    rules:\n      - syscalls: [read]\n        action: errno\n"
-        assertError(rule + "        errno: EPRM\n", line: 8, key: "sandbox.seccomp.rules[0].errno",
-                    message: "unknown errno `EPRM`", hint: "`EPERM`")
-        assertError(Self.minimal + "sandbox:\n  capabilities:\n    add: [CAP_SYS_ADMN]\n", line: 5,
-                    key: "sandbox.capabilities.add", message: "unknown capability `CAP_SYS_ADMN`",
-                    hint: "`CAP_SYS_ADMIN`")
-        assertError(Self.minimal + "sandbox:\n  rlimits:\n    nofiles: 10\n", line: 5, key: "sandbox.rlimits.nofiles",
-                    message: "unknown key", hint: "`nofile`")
-        assertError(Self.minimal + "expect:\n  signal: SIGSYSS\n", line: 4, key: "expect.signal",
-                    message: "unknown signal", hint: "`SIGSYS`")
-        assertError(Self.minimal + "expect:\n  outcome: [crash, clear_error]\n", line: 4, key: "expect.outcome",
-                    message: "unknown outcome `clear_error`", hint: "`clear-error`")
-        assertError(Self.minimal + "expect:\n  outcome: harness-error\n", line: 4, key: "expect.outcome",
-                    message: "never a scenario's outcome")
-        assertError(Self.minimal + "expect:\n  hang_kind: froze\n", line: 4, key: "expect.hang_kind",
-                    message: "unknown hang kind", hint: "`frozen`")
+        assertError(
+            rule + "        errno: EPRM\n", line: 8, key: "sandbox.seccomp.rules[0].errno",
+            message: "unknown errno `EPRM`", hint: "`EPERM`")
+        assertError(
+            Self.minimal + "sandbox:\n  capabilities:\n    add: [CAP_SYS_ADMN]\n", line: 5,
+            key: "sandbox.capabilities.add", message: "unknown capability `CAP_SYS_ADMN`",
+            hint: "`CAP_SYS_ADMIN`")
+        assertError(
+            Self.minimal + "sandbox:\n  rlimits:\n    nofiles: 10\n", line: 5, key: "sandbox.rlimits.nofiles",
+            message: "unknown key", hint: "`nofile`")
+        assertError(
+            Self.minimal + "expect:\n  signal: SIGSYSS\n", line: 4, key: "expect.signal",
+            message: "unknown signal", hint: "`SIGSYS`")
+        assertError(
+            Self.minimal + "expect:\n  outcome: [crash, clear_error]\n", line: 4, key: "expect.outcome",
+            message: "unknown outcome `clear_error`", hint: "`clear-error`")
+        assertError(
+            Self.minimal + "expect:\n  outcome: harness-error\n", line: 4, key: "expect.outcome",
+            message: "never a scenario's outcome")
+        assertError(
+            Self.minimal + "expect:\n  hang_kind: froze\n", line: 4, key: "expect.hang_kind",
+            message: "unknown hang kind", hint: "`frozen`")
         assertError(Self.minimal + "expect:\n  exit: 300\n", line: 4, key: "expect.exit", message: "outside 0-255")
     }
 
     func testBadSeccompActions() {
         let prefix = Self.minimal + "sandbox:\n  seccomp:\n"
-        assertError(prefix + "    default: deny\n", line: 5, key: "sandbox.seccomp.default",
-                    message: "unknown seccomp action `deny`")
-        assertError(prefix + "    default: kill-proces\n", line: 5, key: "sandbox.seccomp.default",
-                    message: "unknown seccomp action", hint: "`kill-process`")
-        assertError(prefix + "    default: errno\n", line: 5, key: "sandbox.seccomp.default",
-                    message: "needs the errno", hint: "errno:EPERM")
-        assertError(prefix + "    default: errno:ENOPE\n", line: 5, key: "sandbox.seccomp.default",
-                    message: "unknown errno `ENOPE`")
+        assertError(
+            prefix + "    default: deny\n", line: 5, key: "sandbox.seccomp.default",
+            message: "unknown seccomp action `deny`")
+        assertError(
+            prefix + "    default: kill-proces\n", line: 5, key: "sandbox.seccomp.default",
+            message: "unknown seccomp action", hint: "`kill-process`")
+        assertError(
+            prefix + "    default: errno\n", line: 5, key: "sandbox.seccomp.default",
+            message: "needs the errno", hint: "errno:EPERM")
+        assertError(
+            prefix + "    default: errno:ENOPE\n", line: 5, key: "sandbox.seccomp.default",
+            message: "unknown errno `ENOPE`")
         let rules = prefix + "    rules:\n      - syscalls: [read]\n"
-        assertError(rules + "        action: errno\n", line: 7, key: "sandbox.seccomp.rules[0].errno",
-                    message: "needs an `errno:` key", hint: "errno: EPERM")
-        assertError(rules + "        action: allow\n        errno: EPERM\n", line: 8,
-                    key: "sandbox.seccomp.rules[0].errno", message: "no effect with `action: allow`")
-        assertError(rules + "        action: errno:EIO\n        errno: EPERM\n", line: 8,
-                    key: "sandbox.seccomp.rules[0].errno", message: "given twice")
-        assertError(prefix + "    rules:\n      - {syscalls: [read]}\n", line: 6, key: "sandbox.seccomp.rules[0].action",
-                    message: "missing required key `action`")
+        assertError(
+            rules + "        action: errno\n", line: 7, key: "sandbox.seccomp.rules[0].errno",
+            message: "needs an `errno:` key", hint: "errno: EPERM")
+        assertError(
+            rules + "        action: allow\n        errno: EPERM\n", line: 8,
+            key: "sandbox.seccomp.rules[0].errno", message: "no effect with `action: allow`")
+        assertError(
+            rules + "        action: errno:EIO\n        errno: EPERM\n", line: 8,
+            key: "sandbox.seccomp.rules[0].errno", message: "given twice")
+        assertError(
+            prefix + "    rules:\n      - {syscalls: [read]}\n", line: 6, key: "sandbox.seccomp.rules[0].action",
+            message: "missing required key `action`")
     }
 
     func testBadArgConditions() {
         let rule = Self.minimal + "sandbox:\n  seccomp:\n    rules:\n      - syscalls: [socket]\n        action: log\n"
-        assertError(rule + "        args: [{index: 0, op: equals, value: 1}]\n", line: 8,
-                    key: "sandbox.seccomp.rules[0].args[0].op", message: "unknown comparison `equals`")
-        assertError(rule + "        args: [{index: 0, op: masked_eq, value: 1}]\n", line: 8,
-                    key: "sandbox.seccomp.rules[0].args[0].mask", message: "needs a `mask`")
-        assertError(rule + "        args: [{index: 0, op: eq, value: 1, mask: 3}]\n", line: 8,
-                    key: "sandbox.seccomp.rules[0].args[0].mask", message: "only applies to `op: masked_eq`")
-        assertError(rule + "        args:\n          - index: 6\n            value: 1\n", line: 9,
-                    key: "sandbox.seccomp.rules[0].args[0].index", message: "index 6 is out of range",
-                    hint: "0 to 5")
+        assertError(
+            rule + "        args: [{index: 0, op: equals, value: 1}]\n", line: 8,
+            key: "sandbox.seccomp.rules[0].args[0].op", message: "unknown comparison `equals`")
+        assertError(
+            rule + "        args: [{index: 0, op: masked_eq, value: 1}]\n", line: 8,
+            key: "sandbox.seccomp.rules[0].args[0].mask", message: "needs a `mask`")
+        assertError(
+            rule + "        args: [{index: 0, op: eq, value: 1, mask: 3}]\n", line: 8,
+            key: "sandbox.seccomp.rules[0].args[0].mask", message: "only applies to `op: masked_eq`")
+        assertError(
+            rule + "        args:\n          - index: 6\n            value: 1\n", line: 9,
+            key: "sandbox.seccomp.rules[0].args[0].index", message: "index 6 is out of range",
+            hint: "0 to 5")
     }
 
     func testBadGoConstraint() {
-        assertError(Self.minimal + "go: newest\n", line: 3, key: "go", message: "not a Go version constraint",
-                    hint: ">=1.21")
+        assertError(
+            Self.minimal + "go: newest\n", line: 3, key: "go", message: "not a Go version constraint",
+            hint: ">=1.21")
     }
 
     func testBadModeOwnerAndUser() {
-        assertError(Self.minimal + "paths:\n  - {path: a, mode: \"0999\"}\n", line: 4, key: "paths[0].mode",
-                    message: "`0999` is not a file mode", hint: "\"0755\"")
-        assertError(Self.minimal + "paths:\n  - {path: a, owner: nobody}\n", line: 4, key: "paths[0].owner",
-                    message: "not a numeric uid:gid", hint: "65534:65534")
-        assertError(Self.minimal + "sandbox:\n  user: \"1:2:3\"\n", line: 4, key: "sandbox.user",
-                    message: "not a numeric uid:gid")
-        assertError(Self.minimal + "paths:\n  - {mkdir: true}\n", line: 4, key: "paths[0].path",
-                    message: "missing required key `path`")
-        assertError(Self.minimal + "paths:\n  - {path: /etc/passwd, content: x}\n", line: 4, key: "paths[0].path",
-                    message: "is absolute")
-        assertError(Self.minimal + "paths:\n  - {path: $GOROOT/bin}\n", line: 4, key: "paths[0].path",
-                    message: "outside $WORK")
+        assertError(
+            Self.minimal + "paths:\n  - {path: a, mode: \"0999\"}\n", line: 4, key: "paths[0].mode",
+            message: "`0999` is not a file mode", hint: "\"0755\"")
+        assertError(
+            Self.minimal + "paths:\n  - {path: a, owner: nobody}\n", line: 4, key: "paths[0].owner",
+            message: "not a numeric uid:gid", hint: "65534:65534")
+        assertError(
+            Self.minimal + "sandbox:\n  user: \"1:2:3\"\n", line: 4, key: "sandbox.user",
+            message: "not a numeric uid:gid")
+        assertError(
+            Self.minimal + "paths:\n  - {mkdir: true}\n", line: 4, key: "paths[0].path",
+            message: "missing required key `path`")
+        assertError(
+            Self.minimal + "paths:\n  - {path: /etc/passwd, content: x}\n", line: 4, key: "paths[0].path",
+            message: "is absolute")
+        assertError(
+            Self.minimal + "paths:\n  - {path: $GOROOT/bin}\n", line: 4, key: "paths[0].path",
+            message: "outside $WORK")
     }
 
     func testFixtureMustExistRelativeToTheScenarioFile() throws {
@@ -580,49 +642,63 @@ final class ScenarioLoaderTests: XCTestCase {
         } catch let error as ScenarioError {
             XCTAssertEqual(error.line, 3)
             XCTAssertEqual(error.key, "fixture")
-            XCTAssertTrue(error.message.contains(directory.standardizedFileURL.path + "/fixtures/missing"), error.message)
+            XCTAssertTrue(
+                error.message.contains(directory.standardizedFileURL.path + "/fixtures/missing"), error.message)
             XCTAssertTrue(error.message.contains("does not exist"))
         }
-        try FileManager.default.createDirectory(at: directory.appendingPathComponent("fixtures/missing"),
-                                                withIntermediateDirectories: true)
-        XCTAssertEqual(try ScenarioLoader.load(file: file).first?.fixture,
-                       directory.standardizedFileURL.path + "/fixtures/missing")
+        try FileManager.default.createDirectory(
+            at: directory.appendingPathComponent("fixtures/missing"),
+            withIntermediateDirectories: true)
+        XCTAssertEqual(
+            try ScenarioLoader.load(file: file).first?.fixture,
+            directory.standardizedFileURL.path + "/fixtures/missing")
     }
 
     func testFaultSelectionErrors() {
-        assertError(Self.minimal + "faults:\n  - {syscall: read, errno: EIO, nth: 0}\n", line: 4, key: "faults[0].nth",
-                    message: "at least 1")
-        assertError(Self.minimal + "faults:\n  - {syscall: read, errno: EIO, probability: 1.5}\n", line: 4,
-                    key: "faults[0].probability", message: "from 0 to 1")
-        assertError(Self.minimal + "faults:\n  - syscall: read\n    errno: EIO\n    nth: 2\n    every: true\n",
-                    line: 7, key: "faults[0].every", message: "`nth` and `every` both choose")
-        assertError(Self.minimal + "faults:\n  - {syscall: read, nth: 2}\n", line: 4, key: "faults[0]",
-                    message: "needs an `errno` to return, a `delay`, or both")
-        assertError(Self.minimal + "faults:\n  - {syscall: read, errno: EIO, every: false}\n", line: 4,
-                    key: "faults[0].every", message: "never inject")
+        assertError(
+            Self.minimal + "faults:\n  - {syscall: read, errno: EIO, nth: 0}\n", line: 4, key: "faults[0].nth",
+            message: "at least 1")
+        assertError(
+            Self.minimal + "faults:\n  - {syscall: read, errno: EIO, probability: 1.5}\n", line: 4,
+            key: "faults[0].probability", message: "from 0 to 1")
+        assertError(
+            Self.minimal + "faults:\n  - syscall: read\n    errno: EIO\n    nth: 2\n    every: true\n",
+            line: 7, key: "faults[0].every", message: "`nth` and `every` both choose")
+        assertError(
+            Self.minimal + "faults:\n  - {syscall: read, nth: 2}\n", line: 4, key: "faults[0]",
+            message: "needs an `errno` to return, a `delay`, or both")
+        assertError(
+            Self.minimal + "faults:\n  - {syscall: read, errno: EIO, every: false}\n", line: 4,
+            key: "faults[0].every", message: "never inject")
     }
 
     func testFilesMustStayInsideWork() {
-        assertError(Self.minimal + "files:\n  /etc/hosts: x\n", line: 4, key: "files./etc/hosts", message: "is absolute")
+        assertError(
+            Self.minimal + "files:\n  /etc/hosts: x\n", line: 4, key: "files./etc/hosts", message: "is absolute")
         assertError(Self.minimal + "files:\n  a/../../b: x\n", line: 4, key: "files.a/../../b", message: "through `..`")
         assertError(Self.minimal + "files:\n  a.txt:\n", line: 4, key: "files.a.txt", message: "content as a string")
         assertError(Self.minimal + "workdir: /tmp\n", line: 3, key: "workdir", message: "is absolute")
     }
 
     func testBadRegularExpressions() {
-        assertError(Self.minimal + "expect:\n  stderr: \"(unclosed\"\n", line: 4, key: "expect.stderr",
-                    message: "not a valid regular expression")
-        assertError(Self.minimal + "success:\n  stdout: \"[a-\"\n", line: 4, key: "success.stdout",
-                    message: "not a valid regular expression")
+        assertError(
+            Self.minimal + "expect:\n  stderr: \"(unclosed\"\n", line: 4, key: "expect.stderr",
+            message: "not a valid regular expression")
+        assertError(
+            Self.minimal + "success:\n  stdout: \"[a-\"\n", line: 4, key: "success.stdout",
+            message: "not a valid regular expression")
     }
 
     func testFreezeStepNeedsExactlyOneTrigger() {
-        assertError(Self.minimal + "sandbox:\n  cgroup:\n    freeze:\n      - {after: 1s, on_process: link}\n", line: 6,
-                    key: "sandbox.cgroup.freeze[0].on_process", message: "not both")
-        assertError(Self.minimal + "sandbox:\n  cgroup:\n    freeze: {hold: 1s}\n", line: 5,
-                    key: "sandbox.cgroup.freeze", message: "needs `after` or `on_process`")
-        assertError(Self.minimal + "sandbox:\n  cgroup:\n    pids_max: 0\n", line: 5, key: "sandbox.cgroup.pids_max",
-                    message: "at least 1")
+        assertError(
+            Self.minimal + "sandbox:\n  cgroup:\n    freeze:\n      - {after: 1s, on_process: link}\n", line: 6,
+            key: "sandbox.cgroup.freeze[0].on_process", message: "not both")
+        assertError(
+            Self.minimal + "sandbox:\n  cgroup:\n    freeze: {hold: 1s}\n", line: 5,
+            key: "sandbox.cgroup.freeze", message: "needs `after` or `on_process`")
+        assertError(
+            Self.minimal + "sandbox:\n  cgroup:\n    pids_max: 0\n", line: 5, key: "sandbox.cgroup.pids_max",
+            message: "at least 1")
     }
 
     // MARK: Files and directories
@@ -662,8 +738,12 @@ final class ScenarioLoaderTests: XCTestCase {
             XCTFail("expected errors")
         } catch {
             let found = error.scenarioErrors
-            XCTAssertEqual(found.map(\.file), [directory.path + "/missing.yaml", directory.path + "/a.yaml",
-                                               directory.path + "/b.yaml"])
+            XCTAssertEqual(
+                found.map(\.file),
+                [
+                    directory.path + "/missing.yaml", directory.path + "/a.yaml",
+                    directory.path + "/b.yaml",
+                ])
             XCTAssertEqual(found.map(\.line), [nil, 3, 2])
             XCTAssertEqual(found.map(\.key), [nil, "timeot", "run"])
         }

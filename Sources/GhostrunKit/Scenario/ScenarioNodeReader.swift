@@ -75,8 +75,9 @@ final class ScenarioNodeReader {
     /// just the first) and left out.
     func mapping(_ node: Node, _ path: String, allowed: [String]) throws -> [Entry] {
         guard case .mapping(let mapping) = node else {
-            throw error(node, path, "expected a mapping of keys, found \(Self.describe(node))",
-                        hint: "accepted keys: " + allowed.joined(separator: ", "))
+            throw error(
+                node, path, "expected a mapping of keys, found \(Self.describe(node))",
+                hint: "accepted keys: " + allowed.joined(separator: ", "))
         }
         var entries: [Entry] = []
         for (keyNode, value) in mapping {
@@ -88,8 +89,10 @@ final class ScenarioNodeReader {
             let keyPath = Self.child(path, key)
             guard allowed.contains(key) else {
                 let where_ = path.isEmpty ? "at the top level" : "in `\(path)`"
-                report(error(keyNode, keyPath, "unknown key `\(key)` \(where_)",
-                             hint: Self.suggestion(for: key, in: allowed, listAllUpTo: 30)))
+                report(
+                    error(
+                        keyNode, keyPath, "unknown key `\(key)` \(where_)",
+                        hint: Self.suggestion(for: key, in: allowed, listAllUpTo: 30)))
                 continue
             }
             entries.append(Entry(key: key, keyNode: keyNode, value: value, path: keyPath))
@@ -148,9 +151,11 @@ final class ScenarioNodeReader {
 
     /// A 64-bit argument value: negative numbers keep their two's-complement bits, as the kernel compares them.
     func bits64(_ node: Node, _ path: String) throws -> UInt64 {
-        guard case .scalar(let scalar) = node, scalar.resolvedTagName == .int, let value = parseInteger(scalar.string) else {
-            throw error(node, path, "expected an integer, found \(Self.describe(node))",
-                        hint: "decimal, 0x hex or 0o octal; negative values are taken as 64-bit two's complement")
+        guard case .scalar(let scalar) = node, scalar.resolvedTagName == .int, let value = parseInteger(scalar.string)
+        else {
+            throw error(
+                node, path, "expected an integer, found \(Self.describe(node))",
+                hint: "decimal, 0x hex or 0o octal; negative values are taken as 64-bit two's complement")
         }
         return value.bits
     }
@@ -166,8 +171,9 @@ final class ScenarioNodeReader {
         }
         guard let value = parseDuration(scalar.string) else {
             let bare = Double(scalar.string) != nil
-            throw error(node, path, "`\(scalar.string)` is not a duration",
-                        hint: bare ? "add a unit, e.g. \(scalar.string)s; \(hint)" : hint)
+            throw error(
+                node, path, "`\(scalar.string)` is not a duration",
+                hint: bare ? "add a unit, e.g. \(scalar.string)s; \(hint)" : hint)
         }
         guard allowZero || value > .zero else { throw error(node, path, "must be longer than zero", hint: hint) }
         return value
@@ -179,7 +185,9 @@ final class ScenarioNodeReader {
         guard case .scalar(let scalar) = node, scalar.resolvedTagName != .null else {
             throw error(node, path, "expected a size, found \(Self.describe(node))", hint: hint)
         }
-        if scalar.resolvedTagName == .int, let value = parseInteger(scalar.string), !value.negative { return value.bits }
+        if scalar.resolvedTagName == .int, let value = parseInteger(scalar.string), !value.negative {
+            return value.bits
+        }
         guard let value = parseSize(scalar.string) else {
             throw error(node, path, "`\(scalar.string)` is not a size", hint: hint)
         }
