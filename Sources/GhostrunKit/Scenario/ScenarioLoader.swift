@@ -66,9 +66,10 @@ public enum ScenarioLoader {
         } catch {
             throw ScenarioError(file: file, line: nil, key: nil, message: "cannot parse: \(error)")
         }
-        guard let root, !(root.scalar?.tag.resolvedName == .null) else {
-            throw ScenarioError(file: file, line: nil, key: nil, message: "the file holds no scenario",
-                                hint: "a scenario needs at least `name:` and `run:`")
+        guard let root, root.scalar?.resolvedTagName != .null else {
+            throw ScenarioError(
+                file: file, line: nil, key: nil, message: "the file holds no scenario",
+                hint: "a scenario needs at least `name:` and `run:`")
         }
         let directory = URL(fileURLWithPath: file).standardizedFileURL.deletingLastPathComponent().path
         let reader = ScenarioNodeReader(file: file)
@@ -101,8 +102,9 @@ public enum ScenarioLoader {
             found.append((path.hasSuffix("/") ? String(path.dropLast()) : path) + relative)
         }
         guard !found.isEmpty else {
-            throw ScenarioError(file: path, line: nil, key: nil, message: "no scenario files in this directory",
-                                hint: "scenario files end in .yaml, .yml or .json")
+            throw ScenarioError(
+                file: path, line: nil, key: nil, message: "no scenario files in this directory",
+                hint: "scenario files end in .yaml, .yml or .json")
         }
         return found.sorted()
     }
@@ -113,10 +115,11 @@ public enum ScenarioLoader {
         var errors: [ScenarioError] = []
         for scenario in scenarios {
             if let earlier = first[scenario.name] {
-                errors.append(ScenarioError(
-                    file: scenario.location.file, line: scenario.location.line, key: "name",
-                    message: "scenario name `\(scenario.name)` is already used at \(earlier)",
-                    hint: "names identify results, so each must be unique in a run"))
+                errors.append(
+                    ScenarioError(
+                        file: scenario.location.file, line: scenario.location.line, key: "name",
+                        message: "scenario name `\(scenario.name)` is already used at \(earlier)",
+                        hint: "names identify results, so each must be unique in a run"))
             } else {
                 first[scenario.name] = scenario.location
             }
@@ -134,13 +137,15 @@ public enum ScenarioLoader {
         case .scanner(let context, let problem, let mark, _),
             .parser(let context, let problem, let mark, _),
             .composer(let context, let problem, let mark, _):
-            return ScenarioError(file: file, line: mark.line, key: nil, message: message(problem, context),
-                                 hint: "check indentation, quoting and brackets on this line and the one above")
+            return ScenarioError(
+                file: file, line: mark.line, key: nil, message: message(problem, context),
+                hint: "check indentation, quoting and brackets on this line and the one above")
         case .duplicatedKeysInMapping(let duplicates, let context):
             let names = duplicates.map { "`\($0)`" }.joined(separator: ", ")
-            return ScenarioError(file: file, line: context.mark.line, key: duplicates.first,
-                                 message: "key \(names) appears more than once in the same mapping",
-                                 hint: "keep one; YAML would otherwise let the last one win silently")
+            return ScenarioError(
+                file: file, line: context.mark.line, key: duplicates.first,
+                message: "key \(names) appears more than once in the same mapping",
+                hint: "keep one; YAML would otherwise let the last one win silently")
         case .reader(let problem, let offset, _, let yaml):
             let line = offset.map { yaml.utf8.prefix($0).filter { $0 == UInt8(ascii: "\n") }.count + 1 }
             return ScenarioError(file: file, line: line, key: nil, message: "unreadable text: \(problem)")

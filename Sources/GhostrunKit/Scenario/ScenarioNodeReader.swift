@@ -45,7 +45,7 @@ final class ScenarioNodeReader {
         case .sequence: return "a list"
         case .alias: return "an alias"
         case .scalar(let scalar):
-            switch scalar.tag.resolvedName {
+            switch scalar.resolvedTagName {
             case .null: return "null"
             case .bool: return "the boolean `\(scalar.string)`"
             case .int, .float: return "the number `\(scalar.string)`"
@@ -75,8 +75,9 @@ final class ScenarioNodeReader {
     /// just the first) and left out.
     func mapping(_ node: Node, _ path: String, allowed: [String]) throws -> [Entry] {
         guard case .mapping(let mapping) = node else {
-            throw error(node, path, "expected a mapping of keys, found \(Self.describe(node))",
-                        hint: "accepted keys: " + allowed.joined(separator: ", "))
+            throw error(
+                node, path, "expected a mapping of keys, found \(Self.describe(node))",
+                hint: "accepted keys: " + allowed.joined(separator: ", "))
         }
         var entries: [Entry] = []
         for (keyNode, value) in mapping {
@@ -88,8 +89,10 @@ final class ScenarioNodeReader {
             let keyPath = Self.child(path, key)
             guard allowed.contains(key) else {
                 let where_ = path.isEmpty ? "at the top level" : "in `\(path)`"
-                report(error(keyNode, keyPath, "unknown key `\(key)` \(where_)",
-                             hint: Self.suggestion(for: key, in: allowed, listAllUpTo: 30)))
+                report(
+                    error(
+                        keyNode, keyPath, "unknown key `\(key)` \(where_)",
+                        hint: Self.suggestion(for: key, in: allowed, listAllUpTo: 30)))
                 continue
             }
             entries.append(Entry(key: key, keyNode: keyNode, value: value, path: keyPath))
@@ -116,7 +119,7 @@ final class ScenarioNodeReader {
 
     /// Any non-null scalar, as written: a number in a string position keeps its spelling (`0755`, `1.20`).
     func string(_ node: Node, _ path: String) throws -> String {
-        guard case .scalar(let scalar) = node, scalar.tag.resolvedName != .null else {
+        guard case .scalar(let scalar) = node, scalar.resolvedTagName != .null else {
             throw error(node, path, "expected a string, found \(Self.describe(node))")
         }
         return scalar.string
@@ -129,7 +132,7 @@ final class ScenarioNodeReader {
     }
 
     func bool(_ node: Node, _ path: String) throws -> Bool {
-        guard case .scalar(let scalar) = node, scalar.tag.resolvedName == .bool, let value = node.bool else {
+        guard case .scalar(let scalar) = node, scalar.resolvedTagName == .bool, let value = node.bool else {
             throw error(node, path, "expected true or false, found \(Self.describe(node))")
         }
         return value
@@ -138,7 +141,7 @@ final class ScenarioNodeReader {
     /// Integers written plainly (`42`, `0x1f`, `-100`); a quoted number is a string and is refused so that the
     /// same file means the same thing in YAML and JSON.
     func integer(_ node: Node, _ path: String) throws -> Int {
-        guard case .scalar(let scalar) = node, scalar.tag.resolvedName == .int, let value = parseInteger(scalar.string),
+        guard case .scalar(let scalar) = node, scalar.resolvedTagName == .int, let value = parseInteger(scalar.string),
             let small = Int(exactly: Int64(bitPattern: value.bits)), value.negative == (small < 0)
         else {
             throw error(node, path, "expected an integer, found \(Self.describe(node))")
@@ -148,9 +151,11 @@ final class ScenarioNodeReader {
 
     /// A 64-bit argument value: negative numbers keep their two's-complement bits, as the kernel compares them.
     func bits64(_ node: Node, _ path: String) throws -> UInt64 {
-        guard case .scalar(let scalar) = node, scalar.tag.resolvedName == .int, let value = parseInteger(scalar.string) else {
-            throw error(node, path, "expected an integer, found \(Self.describe(node))",
-                        hint: "decimal, 0x hex or 0o octal; negative values are taken as 64-bit two's complement")
+        guard case .scalar(let scalar) = node, scalar.resolvedTagName == .int, let value = parseInteger(scalar.string)
+        else {
+            throw error(
+                node, path, "expected an integer, found \(Self.describe(node))",
+                hint: "decimal, 0x hex or 0o octal; negative values are taken as 64-bit two's complement")
         }
         return value.bits
     }
@@ -161,13 +166,14 @@ final class ScenarioNodeReader {
 
     func duration(_ node: Node, _ path: String, allowZero: Bool = false) throws -> Duration {
         let hint = "durations take ms, s, m, h, e.g. 300ms, 2s, 1.5m"
-        guard case .scalar(let scalar) = node, scalar.tag.resolvedName != .null else {
+        guard case .scalar(let scalar) = node, scalar.resolvedTagName != .null else {
             throw error(node, path, "expected a duration, found \(Self.describe(node))", hint: hint)
         }
         guard let value = parseDuration(scalar.string) else {
             let bare = Double(scalar.string) != nil
-            throw error(node, path, "`\(scalar.string)` is not a duration",
-                        hint: bare ? "add a unit, e.g. \(scalar.string)s; \(hint)" : hint)
+            throw error(
+                node, path, "`\(scalar.string)` is not a duration",
+                hint: bare ? "add a unit, e.g. \(scalar.string)s; \(hint)" : hint)
         }
         guard allowZero || value > .zero else { throw error(node, path, "must be longer than zero", hint: hint) }
         return value
@@ -176,10 +182,12 @@ final class ScenarioNodeReader {
     /// Bytes, written as an integer or with a binary unit (`512MiB`).
     func size(_ node: Node, _ path: String) throws -> UInt64 {
         let hint = "sizes are bytes or take KiB, MiB, GiB, e.g. 512MiB"
-        guard case .scalar(let scalar) = node, scalar.tag.resolvedName != .null else {
+        guard case .scalar(let scalar) = node, scalar.resolvedTagName != .null else {
             throw error(node, path, "expected a size, found \(Self.describe(node))", hint: hint)
         }
-        if scalar.tag.resolvedName == .int, let value = parseInteger(scalar.string), !value.negative { return value.bits }
+        if scalar.resolvedTagName == .int, let value = parseInteger(scalar.string), !value.negative {
+            return value.bits
+        }
         guard let value = parseSize(scalar.string) else {
             throw error(node, path, "`\(scalar.string)` is not a size", hint: hint)
         }
@@ -218,7 +226,8 @@ func parseInteger(_ text: String) -> (bits: UInt64, negative: Bool)? {
     return (magnitude, false)
 }
 
-extension Tag {
-    /// The resolved tag (`tag:yaml.org,2002:int`, ...): Yams keeps `name` internal but spells it in `description`.
-    var resolvedName: Tag.Name { Tag.Name(rawValue: description) }
+extension Node.Scalar {
+    /// The resolved tag (`tag:yaml.org,2002:int` for a plain `42`, `str` for a quoted `"42"`). Yams resolves only
+    /// through `Node.tag` and keeps `Tag.name` internal, but spells the name in `description`.
+    var resolvedTagName: Tag.Name { Tag.Name(rawValue: Node.scalar(self).tag.description) }
 }

@@ -23,17 +23,25 @@ struct ScenarioParser {
         if case .mapping(let mapping) = root, mapping.keys.contains(where: { $0.string == "scenarios" }) {
             guard mapping.count == 1 else {
                 for (key, _) in mapping where key.string != "scenarios" {
-                    reader.report(reader.error(key, key.string ?? "", "no other top-level key may sit beside `scenarios:`",
-                                               hint: "move `\(key.string ?? "")` into each scenario of the list"))
+                    reader.report(
+                        reader.error(
+                            key, key.string ?? "", "no other top-level key may sit beside `scenarios:`",
+                            hint: "move `\(key.string ?? "")` into each scenario of the list"))
                 }
                 return []
             }
             let list = mapping.first(where: { $0.key.string == "scenarios" })!.value
-            guard let items = reader.attempt({ try reader.sequence(list, "scenarios", hint: "write `scenarios:` "
-                + "followed by `- name: ...` items") })
+            guard
+                let items = reader.attempt({
+                    try reader.sequence(
+                        list, "scenarios",
+                        hint: "write `scenarios:` "
+                            + "followed by `- name: ...` items")
+                })
             else { return [] }
             if items.isEmpty { reader.report(reader.error(list, "scenarios", "the list of scenarios is empty")) }
-            return items.enumerated().compactMap { index, item in scenario(item, path: Reader.item("scenarios", index)) }
+            return items.enumerated().compactMap { index, item in scenario(item, path: Reader.item("scenarios", index))
+            }
         }
         return [scenario(root, path: "")].compactMap { $0 }
     }
@@ -50,8 +58,9 @@ struct ScenarioParser {
             try reader.require("run", in: entries, of: node, path, hint: "add the argv, e.g. `run: [go, build, .]`")
         }
         let nameLine = entries.first(where: { $0.key == "name" })?.keyNode.mark?.line ?? node.mark?.line ?? 1
-        var result = Scenario(name: "", run: [], location: SourceLocation(file: reader.file, line: nameLine),
-                              scenarioDirectory: directory)
+        var result = Scenario(
+            name: "", run: [], location: SourceLocation(file: reader.file, line: nameLine),
+            scenarioDirectory: directory)
         for entry in entries {
             reader.attempt { try read(entry, into: &result) }
         }
@@ -59,15 +68,17 @@ struct ScenarioParser {
     }
 
     private func read(_ entry: Reader.Entry, into result: inout Scenario) throws {
-        let value = entry.value, path = entry.path
+        let value = entry.value
+        let path = entry.path
         switch entry.key {
         case "name":
             let name = try reader.string(value, path)
             guard name.range(of: "^\(Self.namePattern)$", options: .regularExpression) != nil else {
                 let suggested = name.lowercased().replacingOccurrences(
                     of: "[^a-z0-9._-]+", with: "-", options: .regularExpression)
-                throw reader.error(value, path, "`\(name)` is not a valid scenario name",
-                                   hint: "names match \(Self.namePattern), e.g. `\(suggested)`")
+                throw reader.error(
+                    value, path, "`\(name)` is not a valid scenario name",
+                    hint: "names match \(Self.namePattern), e.g. `\(suggested)`")
             }
             result.name = name
         case "description":
@@ -77,8 +88,9 @@ struct ScenarioParser {
         case "go":
             let text = try reader.string(value, path)
             guard let constraint = VersionConstraint(text) else {
-                throw reader.error(value, path, "`\(text)` is not a Go version constraint",
-                                   hint: "e.g. \">=1.21\", \"<1.23\", \"==1.22\" or \"1.21 - 1.23\" (quote it)")
+                throw reader.error(
+                    value, path, "`\(text)` is not a Go version constraint",
+                    hint: "e.g. \">=1.21\", \"<1.23\", \"==1.22\" or \"1.21 - 1.23\" (quote it)")
             }
             result.goConstraint = constraint
         case "run":
@@ -137,28 +149,33 @@ struct ScenarioParser {
     /// directory, and nothing a scenario does may be left behind.
     private func checkRelative(_ text: String, _ node: Node, _ path: String, what: String, base: String) throws {
         if text.hasPrefix("/") {
-            throw reader.error(node, path, "\(what) `\(text)` is absolute; it must be relative to \(base)",
-                               hint: "write it relative to \(base), e.g. `\(text.drop(while: { $0 == "/" }))`")
+            throw reader.error(
+                node, path, "\(what) `\(text)` is absolute; it must be relative to \(base)",
+                hint: "write it relative to \(base), e.g. `\(text.drop(while: { $0 == "/" }))`")
         }
         if text.split(separator: "/").contains("..") {
-            throw reader.error(node, path, "\(what) `\(text)` leaves \(base) through `..`",
-                               hint: "keep it inside \(base)")
+            throw reader.error(
+                node, path, "\(what) `\(text)` leaves \(base) through `..`",
+                hint: "keep it inside \(base)")
         }
     }
 
     private func files(_ node: Node, _ path: String) throws -> [(path: String, content: String)] {
         guard case .mapping(let mapping) = node else {
-            throw reader.error(node, path, "expected a mapping of file path to content, found \(Reader.describe(node))",
-                               hint: "write `main.go: |` followed by the content, indented")
+            throw reader.error(
+                node, path, "expected a mapping of file path to content, found \(Reader.describe(node))",
+                hint: "write `main.go: |` followed by the content, indented")
         }
         var result: [(path: String, content: String)] = []
         for (keyNode, valueNode) in mapping {
             let name = try reader.nonEmptyString(keyNode, path)
             let filePath = Reader.child(path, name)
             try checkRelative(name, keyNode, filePath, what: "file path", base: "$WORK")
-            guard case .scalar(let scalar) = valueNode, scalar.tag.resolvedName != .null else {
-                throw reader.error(valueNode, filePath, "expected the file's content as a string, found "
-                                   + Reader.describe(valueNode), hint: "for an empty file write `\"\"`")
+            guard case .scalar(let scalar) = valueNode, scalar.resolvedTagName != .null else {
+                throw reader.error(
+                    valueNode, filePath,
+                    "expected the file's content as a string, found "
+                        + Reader.describe(valueNode), hint: "for an empty file write `\"\"`")
             }
             result.append((name, scalar.string))
         }
@@ -172,20 +189,23 @@ struct ScenarioParser {
         let standardized = URL(fileURLWithPath: resolved).standardized.path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: standardized, isDirectory: &isDirectory) else {
-            throw reader.error(node, path, "fixture directory `\(standardized)` does not exist",
-                               hint: "relative fixtures are resolved against the scenario file's directory")
+            throw reader.error(
+                node, path, "fixture directory `\(standardized)` does not exist",
+                hint: "relative fixtures are resolved against the scenario file's directory")
         }
         guard isDirectory.boolValue else {
-            throw reader.error(node, path, "fixture `\(standardized)` is not a directory",
-                               hint: "to add a single file use `files:` or `paths:` with `content:`")
+            throw reader.error(
+                node, path, "fixture `\(standardized)` is not a directory",
+                hint: "to add a single file use `files:` or `paths:` with `content:`")
         }
         return standardized
     }
 
     private func environment(_ node: Node, _ path: String) throws -> [(name: String, value: String?)] {
         guard case .mapping(let mapping) = node else {
-            throw reader.error(node, path, "expected a mapping of variable to value, found \(Reader.describe(node))",
-                               hint: "write `GOFLAGS: -mod=mod`, or `HOME: null` to unset")
+            throw reader.error(
+                node, path, "expected a mapping of variable to value, found \(Reader.describe(node))",
+                hint: "write `GOFLAGS: -mod=mod`, or `HOME: null` to unset")
         }
         var result: [(name: String, value: String?)] = []
         for (keyNode, valueNode) in mapping {
@@ -195,11 +215,12 @@ struct ScenarioParser {
                 throw reader.error(keyNode, variablePath, "`\(name)` is not a valid environment variable name")
             }
             guard case .scalar(let scalar) = valueNode else {
-                throw reader.error(valueNode, variablePath, "expected a string or null, found \(Reader.describe(valueNode))",
-                                   hint: "quote the whole value; a list or mapping has no single environment form")
+                throw reader.error(
+                    valueNode, variablePath, "expected a string or null, found \(Reader.describe(valueNode))",
+                    hint: "quote the whole value; a list or mapping has no single environment form")
             }
             // Numbers and booleans keep the spelling the user wrote (`GOAMD64: v3`, `CGO_ENABLED: 0`).
-            result.append((name, scalar.tag.resolvedName == .null ? nil : scalar.string))
+            result.append((name, scalar.resolvedTagName == .null ? nil : scalar.string))
         }
         return result
     }
@@ -223,9 +244,10 @@ struct ScenarioParser {
                 // Steps run as root before the sandbox exists, so they are confined to the work directory.
                 let relative = text == "$WORK" ? "." : text.hasPrefix("$WORK/") ? String(text.dropFirst(6)) : text
                 if text.hasPrefix("$") && relative == text {
-                    throw reader.error(entry.value, entry.path, "`\(text)` is outside $WORK",
-                                       hint: "paths are prepared as root, so they must start with $WORK/ or be "
-                                           + "relative to $WORK")
+                    throw reader.error(
+                        entry.value, entry.path, "`\(text)` is outside $WORK",
+                        hint: "paths are prepared as root, so they must start with $WORK/ or be "
+                            + "relative to $WORK")
                 }
                 try checkRelative(relative, entry.value, entry.path, what: "path", base: "$WORK")
                 step.path = text
@@ -243,8 +265,9 @@ struct ScenarioParser {
             }
         }
         if step.mkdir, step.content != nil {
-            throw reader.error(contentNode, Reader.child(path, "content"), "a directory (`mkdir: true`) has no content",
-                               hint: "use two steps: one for the directory, one for a file inside it")
+            throw reader.error(
+                contentNode, Reader.child(path, "content"), "a directory (`mkdir: true`) has no content",
+                hint: "use two steps: one for the directory, one for a file inside it")
         }
         return step
     }
@@ -253,14 +276,14 @@ struct ScenarioParser {
     /// numeric value.
     private func mode(_ node: Node, _ path: String) throws -> UInt32 {
         let hint = "write the octal mode as a string, e.g. mode: \"0755\""
-        guard case .scalar(let scalar) = node, scalar.tag.resolvedName == .str || scalar.tag.resolvedName == .int else {
+        guard case .scalar(let scalar) = node, scalar.resolvedTagName == .str || scalar.resolvedTagName == .int else {
             throw reader.error(node, path, "expected a mode, found \(Reader.describe(node))", hint: hint)
         }
         var text = Substring(scalar.string)
         var radix = 8
         if text.hasPrefix("0o") {
             text = text.dropFirst(2)
-        } else if scalar.tag.resolvedName == .int, !text.hasPrefix("0") {
+        } else if scalar.resolvedTagName == .int, !text.hasPrefix("0") {
             radix = 10
         }
         guard !text.isEmpty, let value = UInt32(text, radix: radix), value <= 0o7777 else {
@@ -272,7 +295,7 @@ struct ScenarioParser {
     /// `"uid:gid"` or `"uid"` (gid = uid), numeric only: names would depend on the host's /etc/passwd.
     private func ids(_ node: Node, _ path: String) throws -> (uid: UInt32, gid: UInt32) {
         let hint = "numeric \"uid:gid\" or \"uid\", e.g. \"65534:65534\""
-        guard case .scalar(let scalar) = node, scalar.tag.resolvedName != .null else {
+        guard case .scalar(let scalar) = node, scalar.resolvedTagName != .null else {
             throw reader.error(node, path, "expected \"uid:gid\", found \(Reader.describe(node))", hint: hint)
         }
         let parts = scalar.string.split(separator: ":", omittingEmptySubsequences: false)
@@ -330,9 +353,10 @@ struct ScenarioParser {
             }
             guard let number = CapabilityName.number(of: name) else {
                 let canonical = name.uppercased().hasPrefix("CAP_") ? name.uppercased() : "CAP_" + name.uppercased()
-                throw reader.error(item, path, "unknown capability `\(name)`",
-                                   hint: Reader.suggestion(for: canonical, in: CapabilityName.allNames)
-                                       ?? "names are CAP_X or X as capabilities(7) lists them, or ALL")
+                throw reader.error(
+                    item, path, "unknown capability `\(name)`",
+                    hint: Reader.suggestion(for: canonical, in: CapabilityName.allNames)
+                        ?? "names are CAP_X or X as capabilities(7) lists them, or ALL")
             }
             set.insert(CapabilitySet(numbers: [number]))
         }
@@ -351,8 +375,9 @@ struct ScenarioParser {
                 case "default":
                     let text = try reader.string(entry.value, entry.path)
                     guard let action = try seccompAction(text, entry.value, entry.path) else {
-                        throw reader.error(entry.value, entry.path, "a default `errno` needs the errno to return",
-                                           hint: "write `errno:EPERM` (or another name or number)")
+                        throw reader.error(
+                            entry.value, entry.path, "a default `errno` needs the errno to return",
+                            hint: "write `errno:EPERM` (or another name or number)")
                     }
                     result.defaultAction = action
                 case "rules":
@@ -383,16 +408,18 @@ struct ScenarioParser {
                 let name = String(text.dropFirst("errno:".count))
                 return .errno(try errnoValue(name, node, path))
             }
-            throw reader.error(node, path, "unknown seccomp action `\(text)`",
-                               hint: Reader.suggestion(for: text, in: Self.actionWords))
+            throw reader.error(
+                node, path, "unknown seccomp action `\(text)`",
+                hint: Reader.suggestion(for: text, in: Self.actionWords))
         }
     }
 
     private func errnoValue(_ name: String, _ node: Node, _ path: String) throws -> Int32 {
         guard let value = ErrnoName.value(of: name) else {
-            throw reader.error(node, path, "unknown errno `\(name)`",
-                               hint: Reader.suggestion(for: name.uppercased(), in: ErrnoName.allNames)
-                                   ?? "a name such as EPERM or EACCES, or a number 1-4095")
+            throw reader.error(
+                node, path, "unknown errno `\(name)`",
+                hint: Reader.suggestion(for: name.uppercased(), in: ErrnoName.allNames)
+                    ?? "a name such as EPERM or EACCES, or a number 1-4095")
         }
         return value
     }
@@ -403,15 +430,17 @@ struct ScenarioParser {
 
     private func syscall(_ name: String, _ node: Node, _ path: String) throws -> String {
         guard let number = SyscallName.number(of: name) else {
-            throw reader.error(node, path, "unknown syscall `\(name)`",
-                               hint: Reader.suggestion(for: name, in: ScenarioParser.syscallNames)
-                                   ?? "names as in syscalls(2), e.g. openat")
+            throw reader.error(
+                node, path, "unknown syscall `\(name)`",
+                hint: Reader.suggestion(for: name, in: ScenarioParser.syscallNames)
+                    ?? "names as in syscalls(2), e.g. openat")
         }
         // libseccomp resolves names of other architectures (socketcall on x86-64) to negative pseudo numbers; a rule
         // on one would match nothing, silently.
         guard number >= 0 else {
-            throw reader.error(node, path, "syscall `\(name)` does not exist on this architecture",
-                               hint: "use the native call, e.g. socket instead of socketcall")
+            throw reader.error(
+                node, path, "syscall `\(name)` does not exist on this architecture",
+                hint: "use the native call, e.g. socket instead of socketcall")
         }
         return name
     }
@@ -426,8 +455,9 @@ struct ScenarioParser {
     private func seccompRule(_ node: Node, _ path: String) throws -> SeccompRule {
         let entries = try reader.mapping(node, path, allowed: ["syscalls", "action", "errno", "args"])
         try reader.require("syscalls", in: entries, of: node, path, hint: "e.g. `syscalls: [openat]`")
-        try reader.require("action", in: entries, of: node, path,
-                           hint: "one of allow, errno, trap, kill-process, kill-thread, log")
+        try reader.require(
+            "action", in: entries, of: node, path,
+            hint: "one of allow, errno, trap, kill-process, kill-thread, log")
         var syscalls: [String] = []
         var action: SeccompAction?
         var actionEntry: Reader.Entry?
@@ -457,21 +487,25 @@ struct ScenarioParser {
         // dropped, and the user would believe the call fails when it succeeds.
         switch (action, errnoEntry) {
         case (nil, nil):
-            throw reader.error(actionEntry?.value, Reader.child(path, "errno"), "`action: errno` needs an `errno:` key",
-                               hint: "add `errno: EPERM` (name or number) to this rule")
+            throw reader.error(
+                actionEntry?.value, Reader.child(path, "errno"), "`action: errno` needs an `errno:` key",
+                hint: "add `errno: EPERM` (name or number) to this rule")
         case (nil, let entry?):
             action = .errno(try errno(entry.value, entry.path))
         case (.errno?, let entry?):
-            throw reader.error(entry.keyNode, entry.path, "the errno is given twice, in `action` and in `errno`",
-                               hint: "keep one: `action: errno` with `errno: NAME`, or `action: errno:NAME` alone")
+            throw reader.error(
+                entry.keyNode, entry.path, "the errno is given twice, in `action` and in `errno`",
+                hint: "keep one: `action: errno` with `errno: NAME`, or `action: errno:NAME` alone")
         case (let other?, let entry?):
-            throw reader.error(entry.keyNode, entry.path, "`errno` has no effect with `action: \(other)`",
-                               hint: "use `action: errno`, or remove `errno`")
+            throw reader.error(
+                entry.keyNode, entry.path, "`errno` has no effect with `action: \(other)`",
+                hint: "use `action: errno`, or remove `errno`")
         case (_?, nil):
             break
         }
-        return SeccompRule(syscalls: syscalls, action: action!, args: args,
-                           location: SourceLocation(file: reader.file, line: node.mark?.line ?? 0))
+        return SeccompRule(
+            syscalls: syscalls, action: action!, args: args,
+            location: SourceLocation(file: reader.file, line: node.mark?.line ?? 0))
     }
 
     private func argCondition(_ node: Node, _ path: String) throws -> SeccompArgCondition {
@@ -486,16 +520,19 @@ struct ScenarioParser {
             case "index":
                 let index = try reader.integer(entry.value, entry.path)
                 guard (0...5).contains(index) else {
-                    throw reader.error(entry.value, entry.path, "argument index \(index) is out of range",
-                                       hint: "a syscall has at most 6 arguments: index 0 to 5")
+                    throw reader.error(
+                        entry.value, entry.path, "argument index \(index) is out of range",
+                        hint: "a syscall has at most 6 arguments: index 0 to 5")
                 }
                 condition.index = UInt32(index)
             case "op":
                 let text = try reader.string(entry.value, entry.path)
                 guard let op = SeccompArgCondition.Op(rawValue: text) else {
-                    throw reader.error(entry.value, entry.path, "unknown comparison `\(text)`",
-                                       hint: Reader.suggestion(for: text,
-                                                               in: SeccompArgCondition.Op.allCases.map(\.rawValue)))
+                    throw reader.error(
+                        entry.value, entry.path, "unknown comparison `\(text)`",
+                        hint: Reader.suggestion(
+                            for: text,
+                            in: SeccompArgCondition.Op.allCases.map(\.rawValue)))
                 }
                 condition.op = op
                 opNode = entry.value
@@ -509,12 +546,14 @@ struct ScenarioParser {
             }
         }
         if condition.op == .masked_eq, maskEntry == nil {
-            throw reader.error(opNode, Reader.child(path, "mask"), "`op: masked_eq` needs a `mask`",
-                               hint: "the rule matches when (arg & mask) == value, e.g. `mask: 0x3`")
+            throw reader.error(
+                opNode, Reader.child(path, "mask"), "`op: masked_eq` needs a `mask`",
+                hint: "the rule matches when (arg & mask) == value, e.g. `mask: 0x3`")
         }
         if let maskEntry, condition.op != .masked_eq {
-            throw reader.error(maskEntry.keyNode, maskEntry.path, "`mask` only applies to `op: masked_eq`",
-                               hint: "use `op: masked_eq`, or remove `mask`")
+            throw reader.error(
+                maskEntry.keyNode, maskEntry.path, "`mask` only applies to `op: masked_eq`",
+                hint: "use `op: masked_eq`, or remove `mask`")
         }
         return condition
     }
@@ -529,14 +568,16 @@ struct ScenarioParser {
                     let fields = try reader.mapping(entry.value, entry.path, allowed: ["soft", "hard"])
                     try reader.require("soft", in: fields, of: entry.value, entry.path)
                     try reader.require("hard", in: fields, of: entry.value, entry.path)
-                    var soft: UInt64 = 0, hard: UInt64 = 0
+                    var soft: UInt64 = 0
+                    var hard: UInt64 = 0
                     for field in fields {
                         let value = try limitValue(field.value, field.path)
                         if field.key == "soft" { soft = value } else { hard = value }
                     }
                     guard soft <= hard else {
-                        throw reader.error(entry.value, entry.path, "soft limit \(soft) is above hard limit \(hard)",
-                                           hint: "setrlimit(2) refuses soft > hard")
+                        throw reader.error(
+                            entry.value, entry.path, "soft limit \(soft) is above hard limit \(hard)",
+                            hint: "setrlimit(2) refuses soft > hard")
                     }
                     return ResourceLimit(name: entry.key, resource: resource, soft: soft, hard: hard)
                 }
@@ -562,8 +603,9 @@ struct ScenarioParser {
                 case "pids_max":
                     let value = try reader.integer(entry.value, entry.path)
                     guard value >= 1 else {
-                        throw reader.error(entry.value, entry.path, "pids_max must be at least 1",
-                                           hint: "the go command itself is one process")
+                        throw reader.error(
+                            entry.value, entry.path, "pids_max must be at least 1",
+                            hint: "the go command itself is one process")
                     }
                     result.pidsMax = value
                 case "memory_max":
@@ -592,10 +634,12 @@ struct ScenarioParser {
             switch entry.key {
             case "after", "on_process":
                 guard trigger == nil else {
-                    throw reader.error(entry.keyNode, entry.path, "give either `after` or `on_process`, not both",
-                                       hint: "use a list of freeze steps to freeze twice")
+                    throw reader.error(
+                        entry.keyNode, entry.path, "give either `after` or `on_process`, not both",
+                        hint: "use a list of freeze steps to freeze twice")
                 }
-                trigger = entry.key == "after"
+                trigger =
+                    entry.key == "after"
                     ? .after(try reader.duration(entry.value, entry.path, allowZero: true))
                     : .onProcess(try reader.nonEmptyString(entry.value, entry.path))
             case "hold":
@@ -605,8 +649,9 @@ struct ScenarioParser {
             }
         }
         guard let trigger else {
-            throw reader.error(node, path, "a freeze step needs `after` or `on_process`",
-                               hint: "e.g. `after: 300ms` or `on_process: compile`")
+            throw reader.error(
+                node, path, "a freeze step needs `after` or `on_process`",
+                hint: "e.g. `after: 300ms` or `on_process: compile`")
         }
         return FreezeStep(trigger: trigger, hold: hold)
     }
@@ -632,8 +677,10 @@ struct ScenarioParser {
                 result.process = try reader.nonEmptyString(entry.value, entry.path)
             case "nth", "every", "probability":
                 if let whenKey {
-                    throw reader.error(entry.keyNode, entry.path, "`\(whenKey)` and `\(entry.key)` both choose which "
-                                       + "calls fail", hint: "keep one of nth, every, probability")
+                    throw reader.error(
+                        entry.keyNode, entry.path,
+                        "`\(whenKey)` and `\(entry.key)` both choose which "
+                            + "calls fail", hint: "keep one of nth, every, probability")
                 }
                 whenKey = entry.key
                 result.when = try when(entry)
@@ -644,8 +691,9 @@ struct ScenarioParser {
             }
         }
         if result.errno == nil, result.delay == nil {
-            throw reader.error(node, path, "a fault needs an `errno` to return, a `delay`, or both",
-                               hint: "e.g. `errno: EACCES` or `delay: 50ms`")
+            throw reader.error(
+                node, path, "a fault needs an `errno` to return, a `delay`, or both",
+                hint: "e.g. `errno: EACCES` or `delay: 50ms`")
         }
         result.location = SourceLocation(file: reader.file, line: node.mark?.line ?? 0)
         return result
@@ -661,16 +709,19 @@ struct ScenarioParser {
             return .nth(nth)
         case "every":
             guard try reader.bool(entry.value, entry.path) else {
-                throw reader.error(entry.value, entry.path, "`every: false` would never inject the fault",
-                                   hint: "remove the fault, or choose calls with `nth` or `probability`")
+                throw reader.error(
+                    entry.value, entry.path, "`every: false` would never inject the fault",
+                    hint: "remove the fault, or choose calls with `nth` or `probability`")
             }
             return .every
         default:
-            guard case .scalar(let scalar) = entry.value, [.float, .int].contains(scalar.tag.resolvedName),
+            guard case .scalar(let scalar) = entry.value, [.float, .int].contains(scalar.resolvedTagName),
                 let probability = Double(scalar.string), (0...1).contains(probability)
             else {
-                throw reader.error(entry.value, entry.path, "probability must be a number from 0 to 1, found "
-                                   + Reader.describe(entry.value), hint: "e.g. `probability: 0.2`")
+                throw reader.error(
+                    entry.value, entry.path,
+                    "probability must be a number from 0 to 1, found "
+                        + Reader.describe(entry.value), hint: "e.g. `probability: 0.2`")
             }
             return .probability(probability)
         }
@@ -683,9 +734,10 @@ struct ScenarioParser {
             let names = try syscallList(node, path)
             return names.isEmpty ? .off : .syscalls(names)
         }
-        guard case .scalar(let scalar) = node, scalar.tag.resolvedName == .bool else {
-            throw reader.error(node, path, "expected true, false or a list of syscalls, found \(Reader.describe(node))",
-                               hint: "e.g. `trace: true` or `trace: [openat, execve]`")
+        guard case .scalar(let scalar) = node, scalar.resolvedTagName == .bool else {
+            throw reader.error(
+                node, path, "expected true, false or a list of syscalls, found \(Reader.describe(node))",
+                hint: "e.g. `trace: true` or `trace: [openat, execve]`")
         }
         return try reader.bool(node, path) ? .all : .off
     }
@@ -695,8 +747,9 @@ struct ScenarioParser {
         do {
             _ = try NSRegularExpression(pattern: pattern)
         } catch {
-            throw reader.error(node, path, "`\(pattern)` is not a valid regular expression",
-                               hint: "escape special characters such as ( [ . * with a backslash")
+            throw reader.error(
+                node, path, "`\(pattern)` is not a valid regular expression",
+                hint: "escape special characters such as ( [ . * with a backslash")
         }
         return pattern
     }
@@ -735,8 +788,9 @@ struct ScenarioParser {
                 case "exit":
                     let code = try reader.integer(entry.value, entry.path)
                     guard (0...255).contains(code) else {
-                        throw reader.error(entry.value, entry.path, "exit status \(code) is outside 0-255",
-                                           hint: "a process killed by a signal has no exit status; use `signal:`")
+                        throw reader.error(
+                            entry.value, entry.path, "exit status \(code) is outside 0-255",
+                            hint: "a process killed by a signal has no exit status; use `signal:`")
                     }
                     result.exit = Int32(code)
                 case "signal":
@@ -750,8 +804,9 @@ struct ScenarioParser {
                 case "hang_kind":
                     let text = try reader.string(entry.value, entry.path)
                     guard let kind = HangKind(rawValue: text) else {
-                        throw reader.error(entry.value, entry.path, "unknown hang kind `\(text)`",
-                                           hint: Reader.suggestion(for: text, in: HangKind.allCases.map(\.rawValue)))
+                        throw reader.error(
+                            entry.value, entry.path, "unknown hang kind `\(text)`",
+                            hint: Reader.suggestion(for: text, in: HangKind.allCases.map(\.rawValue)))
                     }
                     result.hangKind = kind
                 default:
@@ -764,13 +819,15 @@ struct ScenarioParser {
 
     private func outcome(_ text: String, _ node: Node, _ path: String) throws -> Outcome {
         guard let outcome = Outcome(rawValue: text) else {
-            throw reader.error(node, path, "unknown outcome `\(text)`",
-                               hint: Reader.suggestion(for: text, in: Outcome.allCases.map(\.rawValue)))
+            throw reader.error(
+                node, path, "unknown outcome `\(text)`",
+                hint: Reader.suggestion(for: text, in: Outcome.allCases.map(\.rawValue)))
         }
         // A harness error is ghostrun's own failure, never the target's outcome, so expecting one can never pass.
         guard outcome != .harnessError else {
-            throw reader.error(node, path, "`harness-error` is never a scenario's outcome",
-                               hint: "expect what the go command does: clear-error, crash, signaled, hang, ...")
+            throw reader.error(
+                node, path, "`harness-error` is never a scenario's outcome",
+                hint: "expect what the go command does: clear-error, crash, signaled, hang, ...")
         }
         return outcome
     }
@@ -781,9 +838,10 @@ struct ScenarioParser {
         let number = Int32(text).flatMap { (1...31).contains($0) ? $0 : nil } ?? SignalName.number(of: text)
         guard let number else {
             let canonical = text.uppercased().hasPrefix("SIG") ? text.uppercased() : "SIG" + text.uppercased()
-            throw reader.error(node, path, "unknown signal `\(text)`",
-                               hint: Reader.suggestion(for: canonical, in: SignalName.allNames)
-                                   ?? "a name such as SIGSYS or SIGKILL")
+            throw reader.error(
+                node, path, "unknown signal `\(text)`",
+                hint: Reader.suggestion(for: canonical, in: SignalName.allNames)
+                    ?? "a name such as SIGSYS or SIGKILL")
         }
         return SignalName.name(of: number)
     }
