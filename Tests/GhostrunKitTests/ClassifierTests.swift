@@ -21,8 +21,11 @@ final class ClassifierTests: XCTestCase {
 
             """
         var o = Recorded.exited(2, stderr: stderr)
-        o.denials = [Denial(pid: 1234, comm: "go", syscall: "pidfd_open", syscallNumber: 434, action: "trap",
-                            signal: 31, timeMs: 35, source: "audit")]
+        o.denials = [
+            Denial(
+                pid: 1234, comm: "go", syscall: "pidfd_open", syscallNumber: 434, action: "trap",
+                signal: 31, timeMs: 35, source: "audit")
+        ]
         let c = Classifier.classify(o)
         XCTAssertEqual(c.outcome, .crash)
         XCTAssertEqual(c.exitCode, 2)
@@ -75,7 +78,8 @@ final class ClassifierTests: XCTestCase {
 
     /// The same abort on a version that lets SIGABRT kill the process is still the runtime's crash.
     func testCgoAbortKilledBySigabrtIsCrash() {
-        var o = Recorded.exited(0, stderr: "runtime/cgo: pthread_create failed: Operation not permitted\nSIGABRT: abort\n")
+        var o = Recorded.exited(
+            0, stderr: "runtime/cgo: pthread_create failed: Operation not permitted\nSIGABRT: abort\n")
         o.termination = .signaled(6)
         let c = Classifier.classify(o)
         XCTAssertEqual(c.outcome, .crash)
@@ -104,9 +108,12 @@ final class ClassifierTests: XCTestCase {
 
     /// A panic from the program `go run` ran: go prints `exit status 2` after it.
     func testPanicInProgramRunByGoRun() {
-        var o = Recorded.exited(1, stderr: "panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/w/main.go:5 +0x25\nexit status 2\n")
-        o.processes = [Recorded.process("go", pid: 10, exited: true),
-                       Recorded.process("app", pid: 20, ppid: 10, exe: "/w/tmp/go-build123/b001/exe/app", exited: true)]
+        var o = Recorded.exited(
+            1, stderr: "panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/w/main.go:5 +0x25\nexit status 2\n")
+        o.processes = [
+            Recorded.process("go", pid: 10, exited: true),
+            Recorded.process("app", pid: 20, ppid: 10, exe: "/w/tmp/go-build123/b001/exe/app", exited: true),
+        ]
         let c = Classifier.classify(o)
         XCTAssertEqual(c.outcome, .crash)
         XCTAssertEqual(c.failingProcess, "app")
@@ -125,8 +132,9 @@ final class ClassifierTests: XCTestCase {
     func testSeccompKillIsSignaled() {
         var o = RunObservation(termination: .signaled(31), durationMs: 40, stdout: "", stderr: "")
         o.denials = [
-            Denial(pid: 99, comm: "go", syscall: "pidfd_open", syscallNumber: 434, action: "kill-process",
-                   signal: 31, timeMs: 30, source: "audit"),
+            Denial(
+                pid: 99, comm: "go", syscall: "pidfd_open", syscallNumber: 434, action: "kill-process",
+                signal: 31, timeMs: 30, source: "audit")
         ]
         let c = Classifier.classify(o)
         XCTAssertEqual(c.outcome, .signaled)
@@ -189,7 +197,8 @@ final class ClassifierTests: XCTestCase {
         XCTAssertEqual(c.outcome, .clearError)
         XCTAssertEqual(c.failingProcess, "compile")
         XCTAssertEqual(
-            c.firstDiagnostic, "fork/exec /root/.toolchains/go/pkg/tool/linux_amd64/compile: resource temporarily unavailable")
+            c.firstDiagnostic,
+            "fork/exec /root/.toolchains/go/pkg/tool/linux_amd64/compile: resource temporarily unavailable")
     }
 
     func testGoToolNameIsTaken() {
@@ -248,7 +257,8 @@ final class ClassifierTests: XCTestCase {
 
     /// Catalog row 13: frozen tasks show S; cgroup.events says frozen.
     func testFrozenCgroupIsFrozenHangAlthoughStatesAreSleeping() {
-        var o = RunObservation(termination: .killedByHarness(reason: .timeout), durationMs: 5000, stdout: "", stderr: "")
+        var o = RunObservation(
+            termination: .killedByHarness(reason: .timeout), durationMs: 5000, stdout: "", stderr: "")
         o.processes = [Recorded.process("go", pid: 10), Recorded.process("compile", pid: 11, ppid: 10)]
         o.cgroup = CgroupObservation(
             path: "/sys/fs/cgroup/unified/ghostrun/x", frozenSeen: true,
@@ -260,9 +270,10 @@ final class ClassifierTests: XCTestCase {
 
     /// The v1 freezer does not report events we can rely on; the wait channel still tells.
     func testFreezerWaitChannelIsFrozenWithoutCgroupEvents() {
-        var o = RunObservation(termination: .killedByHarness(reason: .noProgress), durationMs: 5000, stdout: "", stderr: "")
+        var o = RunObservation(
+            termination: .killedByHarness(reason: .noProgress), durationMs: 5000, stdout: "", stderr: "")
         o.hangSnapshots = [
-            HangSnapshot(pid: 10, comm: "go", state: "S", wchan: "do_freezer_trap", syscall: "202", stack: nil),
+            HangSnapshot(pid: 10, comm: "go", state: "S", wchan: "do_freezer_trap", syscall: "202", stack: nil)
         ]
         XCTAssertEqual(Classifier.classify(o).hangKind, .frozen)
         o.hangSnapshots = []
@@ -272,18 +283,24 @@ final class ClassifierTests: XCTestCase {
 
     /// Frozen, thawed, then hung for another reason: not a frozen hang.
     func testThawedCgroupIsNotFrozen() {
-        var o = RunObservation(termination: .killedByHarness(reason: .timeout), durationMs: 5000, stdout: "", stderr: "")
-        o.cgroup = CgroupObservation(path: "/cg", frozenSeen: true, events: [
-            CgroupEvent(timeMs: 300, event: "frozen"), CgroupEvent(timeMs: 900, event: "thawed"),
-        ])
+        var o = RunObservation(
+            termination: .killedByHarness(reason: .timeout), durationMs: 5000, stdout: "", stderr: "")
+        o.cgroup = CgroupObservation(
+            path: "/cg", frozenSeen: true,
+            events: [
+                CgroupEvent(timeMs: 300, event: "frozen"), CgroupEvent(timeMs: 900, event: "thawed"),
+            ])
         o.processes = [Recorded.process("go", pid: 10, wchan: "futex_wait_queue")]
         XCTAssertEqual(Classifier.classify(o).hangKind, .blocked)
     }
 
     func testAllStoppedIsStopped() {
-        var o = RunObservation(termination: .killedByHarness(reason: .timeout), durationMs: 5000, stdout: "", stderr: "")
-        o.processes = [Recorded.process("go", pid: 10, state: "T"), Recorded.process("compile", pid: 11, state: "t"),
-                       Recorded.process("asm", pid: 12, state: "S", exited: true)]
+        var o = RunObservation(
+            termination: .killedByHarness(reason: .timeout), durationMs: 5000, stdout: "", stderr: "")
+        o.processes = [
+            Recorded.process("go", pid: 10, state: "T"), Recorded.process("compile", pid: 11, state: "t"),
+            Recorded.process("asm", pid: 12, state: "S", exited: true),
+        ]
         o.cpuMovingAtEnd = false
         XCTAssertEqual(Classifier.classify(o).hangKind, .stopped)
         o.processes[1] = Recorded.process("compile", pid: 11, state: "S", wchan: "pipe_read")
@@ -291,8 +308,11 @@ final class ClassifierTests: XCTestCase {
     }
 
     func testMovingCpuIsSpinning() {
-        var o = RunObservation(termination: .killedByHarness(reason: .noProgress), durationMs: 5000, stdout: "", stderr: "")
-        o.processes = [Recorded.process("go", pid: 10, cpuTicks: 5), Recorded.process("loop", pid: 11, state: "R", cpuTicks: 900)]
+        var o = RunObservation(
+            termination: .killedByHarness(reason: .noProgress), durationMs: 5000, stdout: "", stderr: "")
+        o.processes = [
+            Recorded.process("go", pid: 10, cpuTicks: 5), Recorded.process("loop", pid: 11, state: "R", cpuTicks: 900),
+        ]
         o.cpuMovingAtEnd = true
         let c = Classifier.classify(o)
         XCTAssertEqual(c.hangKind, .spinning)
@@ -300,7 +320,8 @@ final class ClassifierTests: XCTestCase {
     }
 
     func testOtherwiseBlockedNamesTheWaiter() {
-        var o = RunObservation(termination: .killedByHarness(reason: .timeout), durationMs: 5000, stdout: "", stderr: "")
+        var o = RunObservation(
+            termination: .killedByHarness(reason: .timeout), durationMs: 5000, stdout: "", stderr: "")
         o.hangSnapshots = [
             HangSnapshot(pid: 10, comm: "go", state: "S", wchan: "do_wait", syscall: "61", stack: nil),
             HangSnapshot(pid: 11, comm: "compile", state: "S", wchan: "futex_wait_queue", syscall: "202", stack: nil),
@@ -315,8 +336,14 @@ final class ClassifierTests: XCTestCase {
     // MARK: diagnostics
 
     func testFirstDiagnosticSkipsChatterAndDumps() {
-        XCTAssertEqual(StderrReading.firstDiagnostic(in: "\n\ngo: downloading x v1\n\tfoo.go:1\nreal problem\n"), "real problem")
+        XCTAssertEqual(
+            StderrReading.firstDiagnostic(in: "\n\ngo: downloading x v1\n\tfoo.go:1\nreal problem\n"), "real problem")
         XCTAssertEqual(StderrReading.firstDiagnostic(in: "# example.com/x\n"), "# example.com/x")
-        XCTAssertNil(StderrReading.firstDiagnostic(in: "SIGQUIT: quit\nPC=0x1 m=0\n\ngoroutine 1 [running]:\nmain.main()\n"))
+        XCTAssertEqual(StderrReading.firstDiagnostic(in: "rax    0x0\nr10    0x8\nerror 0x5\n"), "error 0x5")
+        XCTAssertNil(
+            StderrReading.firstDiagnostic(
+                in:
+                    "SIGQUIT: quit\nPC=0x1 m=0\n\ngoroutine 1 [running]:\nruntime.gopark(0x0?, 0x0?, 0x0?)\nmain.main()\n"
+            ))
     }
 }

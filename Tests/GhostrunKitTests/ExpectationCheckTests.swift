@@ -14,7 +14,8 @@ final class ExpectationCheckTests: XCTestCase {
     }
 
     func testEmptyExpectationPasses() {
-        XCTAssertEqual(ExpectationCheck.evaluate(Expectation(), classification: crash, observation: observation).passed, true)
+        XCTAssertEqual(
+            ExpectationCheck.evaluate(Expectation(), classification: crash, observation: observation).passed, true)
     }
 
     func testOutcomeMismatchIsReadable() {

@@ -2,8 +2,10 @@ import GhostrunKit
 
 /// Builders for recorded observations, so each test states only what matters to its rule.
 enum Recorded {
-    static func status(_ comm: String, pid: Int32, state: String, seccomp: Int = 0, capEff: UInt64 = 0,
-                       noNewPrivs: Int = 0, uid: UInt32 = 0) -> ProcStatus {
+    static func status(
+        _ comm: String, pid: Int32, state: String, seccomp: Int = 0, capEff: UInt64 = 0,
+        noNewPrivs: Int = 0, uid: UInt32 = 0
+    ) -> ProcStatus {
         var s = ProcStatus()
         s.name = comm
         s.pid = pid
@@ -17,11 +19,14 @@ enum Recorded {
         return s
     }
 
-    static func process(_ comm: String, pid: Int32, ppid: Int32 = 1, exe: String? = nil, state: String = "S",
-                        wchan: String? = nil, cpuTicks: UInt64 = 10, exited: Bool = false, seccomp: Int = 0,
-                        capEff: UInt64 = 0, noNewPrivs: Int = 0, uid: UInt32 = 0) -> ProcessObservation {
-        let s = status(comm, pid: pid, state: state, seccomp: seccomp, capEff: capEff, noNewPrivs: noNewPrivs,
-                       uid: uid)
+    static func process(
+        _ comm: String, pid: Int32, ppid: Int32 = 1, exe: String? = nil, state: String = "S",
+        wchan: String? = nil, cpuTicks: UInt64 = 10, exited: Bool = false, seccomp: Int = 0,
+        capEff: UInt64 = 0, noNewPrivs: Int = 0, uid: UInt32 = 0
+    ) -> ProcessObservation {
+        let s = status(
+            comm, pid: pid, state: state, seccomp: seccomp, capEff: capEff, noNewPrivs: noNewPrivs,
+            uid: uid)
         return ProcessObservation(
             pid: pid, ppid: ppid, comm: comm, exe: exe ?? "/usr/lib/go-1.19/bin/\(comm)",
             first: ProcessSample(timeMs: 5, status: s, cpuTicks: 1, wchan: wchan),

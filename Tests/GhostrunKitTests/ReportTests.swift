@@ -78,17 +78,20 @@ final class ReportTests: XCTestCase {
         let check = r.evidence.restrictionsConfirmed
         XCTAssertEqual(check?.confirmed, false)
         XCTAssertEqual(check?.checkedProcesses, 2)
-        XCTAssertEqual(check?.mismatches, [
-            "pid 11 (compile): Seccomp 0, expected 2 (filter)",
-            "pid 11 (compile): CapEff 0000000000000020, expected 0000000000000000",
-            "pid 11 (compile): NoNewPrivs 0, expected 1",
-            "pid 11 (compile): Uid 0 0 0 0, expected 65534",
-        ])
+        XCTAssertEqual(
+            check?.mismatches,
+            [
+                "pid 11 (compile): Seccomp 0, expected 2 (filter)",
+                "pid 11 (compile): CapEff 0000000000000020, expected 0000000000000000",
+                "pid 11 (compile): NoNewPrivs 0, expected 1",
+                "pid 11 (compile): Uid 0 0 0 0, expected 65534",
+            ])
         XCTAssertNil(r.passed)
 
         let nothing = ResultBuilder.build(
             name: "n", goVersion: "1.23.4", goPath: nil, scenarioFile: nil, scenarioLine: nil, tags: [],
-            expectation: nil, observation: o, classification: Classifier.classify(o), requested: RequestedRestrictions())
+            expectation: nil, observation: o, classification: Classifier.classify(o), requested: RequestedRestrictions()
+        )
         XCTAssertNil(nothing.evidence.restrictionsConfirmed)
         o.processes = []
         let unseen = ResultBuilder.build(
@@ -136,20 +139,23 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(crash.attribute(forName: "file")?.stringValue, "scenarios/seed/pidfd.yaml")
         XCTAssertEqual(crash.attribute(forName: "time")?.stringValue, "1.500")
         let failure = try XCTUnwrap(crash.elements(forName: "failure").first)
-        XCTAssertEqual(failure.attribute(forName: "message")?.stringValue, "outcome: expected ok, got crash (outcome crash)")
+        XCTAssertEqual(
+            failure.attribute(forName: "message")?.stringValue, "outcome: expected ok, got crash (outcome crash)")
         let out = try XCTUnwrap(crash.elements(forName: "system-out").first?.stringValue)
         XCTAssertTrue(out.contains("first denial: pidfd_open (trap) in go"), out)
         XCTAssertTrue(out.contains("SIGSYS: bad system call"), out)
-        XCTAssertEqual(cases[2].elements(forName: "skipped").first?.attribute(forName: "message")?.stringValue,
-                       "go 1.21.13 does not satisfy >=1.23")
+        XCTAssertEqual(
+            cases[2].elements(forName: "skipped").first?.attribute(forName: "message")?.stringValue,
+            "go 1.21.13 does not satisfy >=1.23")
         XCTAssertEqual(cases[4].elements(forName: "error").count, 1)
         XCTAssertEqual(cases[0].elements(forName: "failure").count, 0)
 
         let properties = try document.nodes(forXPath: "/testsuites/testsuite[1]/properties/property")
             .compactMap { $0 as? XMLElement }
-        let facts = Dictionary(uniqueKeysWithValues: properties.map {
-            ($0.attribute(forName: "name")?.stringValue ?? "", $0.attribute(forName: "value")?.stringValue ?? "")
-        })
+        let facts = Dictionary(
+            uniqueKeysWithValues: properties.map {
+                ($0.attribute(forName: "name")?.stringValue ?? "", $0.attribute(forName: "value")?.stringValue ?? "")
+            })
         XCTAssertEqual(facts["kernel"], "6.18.0")
         XCTAssertEqual(facts["libseccomp"], "2.5.4")
         XCTAssertEqual(facts["ghostrun_version"], "0.1.0")
@@ -162,7 +168,8 @@ final class ReportTests: XCTestCase {
         let weird = try XCTUnwrap(
             try document.nodes(forXPath: "//testcase[@classname='cache']").first as? XMLElement)
         XCTAssertEqual(weird.attribute(forName: "name")?.stringValue, "a<b>&\"c\"@1.23.4")
-        let message = try XCTUnwrap(weird.elements(forName: "failure").first?.attribute(forName: "message")?.stringValue)
+        let message = try XCTUnwrap(
+            weird.elements(forName: "failure").first?.attribute(forName: "message")?.stringValue)
         XCTAssertTrue(message.contains("\\x1b[31mred\\x1b[0m & <tag>"), message)
         let out = try XCTUnwrap(weird.elements(forName: "system-out").first?.stringValue)
         XCTAssertTrue(out.contains("bad\\x00byte\\x07 & <here>"), out)
@@ -206,7 +213,8 @@ final class ReportTests: XCTestCase {
         XCTAssertFalse(line.contains("\u{1B}"))
         XCTAssertTrue(TerminalReport.line(for: crash, color: true).contains("\u{1B}[31m"))
 
-        var hang = RunResult(name: "freeze", goVersion: "1.23.4", outcome: .hang, summary: "hang (frozen) after timeout")
+        var hang = RunResult(
+            name: "freeze", goVersion: "1.23.4", outcome: .hang, summary: "hang (frozen) after timeout")
         hang.hangKind = .frozen
         XCTAssertTrue(TerminalReport.line(for: hang, color: false).hasPrefix("—     freeze@1.23.4  hang (frozen)"))
 
@@ -222,7 +230,8 @@ final class ReportTests: XCTestCase {
     func testTerminalSummary() {
         let text = TerminalReport.summary(runFile().results)
         XCTAssertEqual(
-            text, "5 results: 1 ok, 1 clear-error, 1 crash, 1 skipped, 1 harness-error | 1 passed, 2 failed, "
+            text,
+            "5 results: 1 ok, 1 clear-error, 1 crash, 1 skipped, 1 harness-error | 1 passed, 2 failed, "
                 + "1 skipped, 1 harness error")
     }
 

@@ -119,16 +119,23 @@ public enum StderrReading {
         }
         // Register dumps after a signal: `rax    0x0`, `rip    0x46b3a1`, `r10    0x8`.
         let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-        if parts.count == 2, parts[1].hasPrefix("0x"), parts[0].count <= 6,
-            parts[0].allSatisfy({ $0.isLowercase || $0.isNumber })
-        {
-            return true
-        }
+        if parts.count == 2, parts[1].hasPrefix("0x"), isRegisterName(String(parts[0])) { return true }
         // Function lines of a goroutine trace: `main.main()`, `runtime.goexit({})`, `os/exec.(*Cmd).Start(...)`.
         if line.hasSuffix(")") || line.hasSuffix(", ...)"), !line.contains(" "), line.contains("(") {
             return true
         }
         return false
+    }
+
+    /// Register names the runtime prints after a fatal signal on amd64 and arm64 (`r0`…`r29` and `r8`…`r15`
+    /// are matched by shape).
+    static func isRegisterName(_ name: String) -> Bool {
+        let named: Set<String> = [
+            "rax", "rbx", "rcx", "rdx", "rdi", "rsi", "rbp", "rsp", "rip", "rflags", "cs", "fs", "gs", "lr", "sp",
+            "pc", "fault",
+        ]
+        if named.contains(name) { return true }
+        return name.hasPrefix("r") && name.count <= 3 && name.dropFirst().allSatisfy(\.isNumber) && name.count > 1
     }
 
     /// Whether the line is only the go command's echo of a child's exit code (`exit status 3`): it adds
@@ -142,12 +149,19 @@ public enum StderrReading {
     ///
     /// Blank lines, download chatter, dump lines and bare `exit status N` echoes are skipped. A
     /// `# package` header is only context for what follows, so the line after it is preferred; the
-    /// header is returned only when nothing follows it.
+    /// header is returned only when nothing follows it. Everything from a goroutine header to the next
+    /// blank line is one goroutine's stack, whatever its frames look like.
     public static func firstDiagnostic(in stderr: String) -> String? {
         var pendingHeader: String?
+        var inGoroutineStack = false
         for raw in lines(stderr) {
             let line = raw.trimmingCharacters(in: .whitespaces)
-            if line.isEmpty || isDumpLine(raw) || isExitStatusEcho(line) { continue }
+            if line.isEmpty {
+                inGoroutineStack = false
+                continue
+            }
+            if isGoroutineHeader(raw) { inGoroutineStack = true }
+            if inGoroutineStack || isDumpLine(raw) || isExitStatusEcho(line) { continue }
             if chatterOpenings.contains(where: { line.hasPrefix($0) }) { continue }
             if line.hasPrefix("# ") {
                 if pendingHeader == nil { pendingHeader = line }

@@ -40,33 +40,103 @@ public enum ProcFiles {
     // MARK: - Pure parsers
 
     /// Parses the text of `/proc/PID/status`; fields that are missing keep their defaults.
+    ///
+    /// Works on the UTF-8 bytes: this runs for every process every round, and splitting the ~55 lines
+    /// into Substrings cost ten times more than reading the file.
     public static func parseStatus(_ text: String) -> ProcStatus {
         var status = ProcStatus()
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let key = line[line.startIndex..<colon]
-            let value = line[line.index(after: colon)...].drop(while: { $0 == " " || $0 == "\t" })
-            switch key {
-            case "Name": status.name = String(value)
-            // "S (sleeping)": only the letter is kept; the words are the kernel's description of it.
-            case "State": status.state = value.first.map { String($0) } ?? ""
-            case "Pid": status.pid = Int32(value) ?? 0
-            case "PPid": status.ppid = Int32(value) ?? 0
-            case "Uid": status.uid = numbers(value)
-            case "Gid": status.gid = numbers(value)
-            case "CapInh": status.capInh = UInt64(value, radix: 16) ?? 0
-            case "CapPrm": status.capPrm = UInt64(value, radix: 16) ?? 0
-            case "CapEff": status.capEff = UInt64(value, radix: 16) ?? 0
-            case "CapBnd": status.capBnd = UInt64(value, radix: 16) ?? 0
-            case "CapAmb": status.capAmb = UInt64(value, radix: 16) ?? 0
-            case "NoNewPrivs": status.noNewPrivs = Int(value) ?? 0
-            case "Seccomp": status.seccomp = Int(value) ?? 0
-            case "Seccomp_filters": status.seccompFilters = Int(value) ?? 0
-            case "Threads": status.threads = Int(value) ?? 0
-            default: continue
+        var text = text
+        text.withUTF8 { bytes in
+            var lineStart = 0
+            while lineStart < bytes.count {
+                var lineEnd = lineStart
+                while lineEnd < bytes.count, bytes[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+                defer { lineStart = lineEnd + 1 }
+                var colon = lineStart
+                while colon < lineEnd, bytes[colon] != UInt8(ascii: ":") { colon += 1 }
+                guard colon < lineEnd else { continue }
+                var valueStart = colon + 1
+                while valueStart < lineEnd, bytes[valueStart] == UInt8(ascii: "\t") || bytes[valueStart] == 32 {
+                    valueStart += 1
+                }
+                let key = UnsafeBufferPointer(rebasing: bytes[lineStart..<colon])
+                let value = UnsafeBufferPointer(rebasing: bytes[valueStart..<lineEnd])
+                // The first byte and the length narrow the candidates before any comparison.
+                switch (key.first ?? 0, key.count) {
+                case (UInt8(ascii: "N"), 4) where matches(key, "Name"):
+                    status.name = String(decoding: value, as: UTF8.self)
+                case (UInt8(ascii: "S"), 5) where matches(key, "State"):
+                    // "S (sleeping)": only the letter is kept; the words are the kernel's description of it.
+                    status.state = value.first.map { String(UnicodeScalar($0)) } ?? ""
+                case (UInt8(ascii: "P"), 3) where matches(key, "Pid"): status.pid = Int32(truncatingIfNeeded: decimal(value))
+                case (UInt8(ascii: "P"), 4) where matches(key, "PPid"):
+                    status.ppid = Int32(truncatingIfNeeded: decimal(value))
+                case (UInt8(ascii: "U"), 3) where matches(key, "Uid"): status.uid = decimals(value)
+                case (UInt8(ascii: "G"), 3) where matches(key, "Gid"): status.gid = decimals(value)
+                case (UInt8(ascii: "C"), 6) where matches(key, "CapInh"): status.capInh = hexadecimal(value)
+                case (UInt8(ascii: "C"), 6) where matches(key, "CapPrm"): status.capPrm = hexadecimal(value)
+                case (UInt8(ascii: "C"), 6) where matches(key, "CapEff"): status.capEff = hexadecimal(value)
+                case (UInt8(ascii: "C"), 6) where matches(key, "CapBnd"): status.capBnd = hexadecimal(value)
+                case (UInt8(ascii: "C"), 6) where matches(key, "CapAmb"): status.capAmb = hexadecimal(value)
+                case (UInt8(ascii: "N"), 10) where matches(key, "NoNewPrivs"): status.noNewPrivs = Int(decimal(value))
+                case (UInt8(ascii: "S"), 7) where matches(key, "Seccomp"): status.seccomp = Int(decimal(value))
+                case (UInt8(ascii: "S"), 15) where matches(key, "Seccomp_filters"):
+                    status.seccompFilters = Int(decimal(value))
+                case (UInt8(ascii: "T"), 7) where matches(key, "Threads"): status.threads = Int(decimal(value))
+                default: continue
+                }
             }
         }
         return status
+    }
+
+    private static func matches(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+        guard bytes.count == literal.utf8CodeUnitCount else { return false }
+        return memcmp(bytes.baseAddress!, literal.utf8Start, bytes.count) == 0
+    }
+
+    /// The leading decimal number (0 when there is none).
+    private static func decimal(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var value: UInt64 = 0
+        for byte in bytes {
+            guard byte >= 48 && byte <= 57 else { break }
+            value = value &* 10 &+ UInt64(byte - 48)
+        }
+        return value
+    }
+
+    private static func hexadecimal(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var value: UInt64 = 0
+        for byte in bytes {
+            let digit: UInt8
+            switch byte {
+            case 48...57: digit = byte - 48
+            case 97...102: digit = byte - 87
+            case 65...70: digit = byte - 55
+            default: return value
+            }
+            value = value << 4 | UInt64(digit)
+        }
+        return value
+    }
+
+    /// Whitespace-separated decimal numbers (`Uid:` and `Gid:` list real, effective, saved, fs ids).
+    private static func decimals(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt32] {
+        var result: [UInt32] = []
+        var value: UInt32 = 0
+        var inNumber = false
+        for byte in bytes {
+            if byte >= 48 && byte <= 57 {
+                value = value &* 10 &+ UInt32(byte - 48)
+                inNumber = true
+            } else if inNumber {
+                result.append(value)
+                value = 0
+                inNumber = false
+            }
+        }
+        if inNumber { result.append(value) }
+        return result
     }
 
     /// Parses `/proc/PID/stat`; nil when the line is malformed.
@@ -74,19 +144,48 @@ public enum ProcFiles {
     /// The command name is split off at the last `)`: a process may name itself `a) (b` and the
     /// fields after it are numbers only, so the last parenthesis is the only reliable delimiter.
     public static func parseStat(_ text: String) -> StatFields? {
-        guard let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")"), open < close else {
-            return nil
+        var text = text
+        return text.withUTF8 { bytes -> StatFields? in
+            guard let open = bytes.firstIndex(of: UInt8(ascii: "(")),
+                let close = bytes.lastIndex(of: UInt8(ascii: ")")), open < close
+            else { return nil }
+            // Fields from 3 (state) on, as byte ranges; index 0 here is field 3 in proc(5). Only the
+            // first 20 are needed (starttime is field 22).
+            var fields: [Range<Int>] = []
+            fields.reserveCapacity(20)
+            var index = close + 1
+            while index < bytes.count, fields.count < 20 {
+                while index < bytes.count, bytes[index] == 32 || bytes[index] == 10 { index += 1 }
+                let start = index
+                while index < bytes.count, bytes[index] != 32, bytes[index] != 10 { index += 1 }
+                if start < index { fields.append(start..<index) }
+            }
+            guard fields.count == 20 else { return nil }
+            func number(_ field: Int) -> Int64? {
+                let range = fields[field]
+                var negative = false
+                var value: Int64 = 0
+                for offset in range {
+                    let byte = bytes[offset]
+                    if offset == range.lowerBound, byte == UInt8(ascii: "-") {
+                        negative = true
+                        continue
+                    }
+                    guard byte >= 48 && byte <= 57 else { return nil }
+                    value = value &* 10 &+ Int64(byte - 48)
+                }
+                return negative ? -value : value
+            }
+            guard let ppid = number(1), let pgrp = number(2), let utime = number(11), let stime = number(12),
+                let threads = number(17), let start = number(19)
+            else { return nil }
+            return StatFields(
+                comm: String(decoding: UnsafeBufferPointer(rebasing: bytes[(open + 1)..<close]), as: UTF8.self),
+                state: String(decoding: UnsafeBufferPointer(rebasing: bytes[fields[0]]), as: UTF8.self),
+                ppid: Int32(truncatingIfNeeded: ppid), pgrp: Int32(truncatingIfNeeded: pgrp),
+                utime: UInt64(max(0, utime)), stime: UInt64(max(0, stime)), startTime: UInt64(max(0, start)),
+                numThreads: Int(threads))
         }
-        let comm = String(text[text.index(after: open)..<close])
-        // Fields from 3 (state) on; index 0 here is field 3 in proc(5).
-        let fields = text[text.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count > 19 else { return nil }
-        guard let ppid = Int32(fields[1]), let pgrp = Int32(fields[2]), let utime = UInt64(fields[11]),
-            let stime = UInt64(fields[12]), let threads = Int(fields[17]), let start = UInt64(fields[19])
-        else { return nil }
-        return StatFields(
-            comm: comm, state: String(fields[0]), ppid: ppid, pgrp: pgrp, utime: utime, stime: stime,
-            startTime: start, numThreads: threads)
     }
 
     /// The first field of `/proc/PID/syscall`: a syscall number, `running`, or `-1` (blocked, but not in a syscall).
@@ -98,10 +197,6 @@ public enum ProcFiles {
     /// Pids in a `cgroup.procs` or `children` file (whitespace-separated decimal numbers).
     public static func parsePids(_ text: String) -> [Int32] {
         text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
-    }
-
-    private static func numbers(_ value: Substring) -> [UInt32] {
-        value.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { UInt32($0) }
     }
 
     // MARK: - Live readers (nil when the process is gone)

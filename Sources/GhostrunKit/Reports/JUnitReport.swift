@@ -61,7 +61,8 @@ public enum JUnitReport {
     }
 
     static func testcase(_ r: RunResult, classname: String) -> String {
-        var xml = "    <testcase name=\"\(attribute("\(r.name)@\(r.goVersion)"))\" classname=\"\(attribute(classname))\""
+        var xml =
+            "    <testcase name=\"\(attribute("\(r.name)@\(r.goVersion)"))\" classname=\"\(attribute(classname))\""
         if let file = r.scenarioFile { xml += " file=\"\(attribute(file))\"" }
         if let line = r.scenarioLine { xml += " line=\"\(line)\"" }
         xml += " time=\"\(seconds(r.durationMs))\">\n"

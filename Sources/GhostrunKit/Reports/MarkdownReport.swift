@@ -75,7 +75,7 @@ public enum MarkdownReport {
         for r in results where !versions.contains(r.goVersion) { versions.append(r.goVersion) }
         return versions.enumerated().sorted { a, b in
             switch (GoVersion(a.element), GoVersion(b.element)) {
-            case let (x?, y?): return x == y ? a.offset < b.offset : x < y
+            case (let x?, let y?): return x == y ? a.offset < b.offset : x < y
             case (_?, nil): return true
             case (nil, _?): return false
             case (nil, nil): return a.offset < b.offset
