@@ -340,10 +340,9 @@ final class ClassifierTests: XCTestCase {
             StderrReading.firstDiagnostic(in: "\n\ngo: downloading x v1\n\tfoo.go:1\nreal problem\n"), "real problem")
         XCTAssertEqual(StderrReading.firstDiagnostic(in: "# example.com/x\n"), "# example.com/x")
         XCTAssertEqual(StderrReading.firstDiagnostic(in: "rax    0x0\nr10    0x8\nerror 0x5\n"), "error 0x5")
-        XCTAssertNil(
-            StderrReading.firstDiagnostic(
-                in:
-                    "SIGQUIT: quit\nPC=0x1 m=0\n\ngoroutine 1 [running]:\nruntime.gopark(0x0?, 0x0?, 0x0?)\nmain.main()\n"
-            ))
+        let quitDump =
+            "SIGQUIT: quit\nPC=0x1 m=0\n\ngoroutine 1 [running]:\n"
+            + "runtime.gopark(0x0?, 0x0?, 0x0?)\nmain.main()\n"
+        XCTAssertNil(StderrReading.firstDiagnostic(in: quitDump))
     }
 }
