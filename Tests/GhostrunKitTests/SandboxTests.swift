@@ -152,7 +152,7 @@ final class SpawnerTests: XCTestCase {
     func testRestrictionsReachTheExecutedProgram() throws {
         try requireRoot()
         var plan = SpawnPlan(executable: "/bin/sleep", arguments: ["sleep", "30"], environment: ["A=1"])
-        plan.capabilities = CapabilityPlan.make(request: CapabilityRequest(drop: .all), switchingToNonRoot: false)
+        plan.capabilities = try CapabilityPlan.make(request: CapabilityRequest(drop: .all), switchingToNonRoot: false)
         plan.noNewPrivs = true
         plan.filter = try SeccompCompiler.compile(SeccompPolicy(rules: [SeccompRule(syscalls: ["getppid"], action: .errno(1))]))
         plan.rlimits = [ResourceLimit(name: "nofile", resource: 7, soft: 17, hard: 17)]
@@ -191,7 +191,7 @@ final class SpawnerTests: XCTestCase {
         try requireRoot()
         // no_new_privs false and CAP_SYS_ADMIN dropped: the filter must still load (CAP_SYS_ADMIN held until then).
         var plan = SpawnPlan(executable: "/bin/sleep", arguments: ["sleep", "30"], environment: [])
-        plan.capabilities = CapabilityPlan.make(request: CapabilityRequest(drop: .all), switchingToNonRoot: false)
+        plan.capabilities = try CapabilityPlan.make(request: CapabilityRequest(drop: .all), switchingToNonRoot: false)
         plan.filter = try SeccompCompiler.compile(SeccompPolicy(rules: [SeccompRule(syscalls: ["getppid"], action: .trap)]))
         let pid = try Spawner.spawn(plan)
         defer { reap(pid) }

@@ -297,7 +297,7 @@ public final class ScenarioRunner: @unchecked Sendable {
         let switching = scenario.sandbox.user.map { $0.uid != 0 } ?? false
         spawn.user = scenario.sandbox.user
         if let request = scenario.sandbox.capabilities {
-            spawn.capabilities = CapabilityPlan.make(request: request, switchingToNonRoot: switching)
+            spawn.capabilities = try CapabilityPlan.make(request: request, switchingToNonRoot: switching)
         }
         if let policy = scenario.sandbox.seccomp {
             spawn.filter = try SeccompCompiler.compile(policy)

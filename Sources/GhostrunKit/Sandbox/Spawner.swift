@@ -33,11 +33,20 @@ public struct CapabilityPlan: Sendable, Equatable {
     public var inheritable: CapabilitySet
     public var ambient: CapabilitySet
 
-    /// From a scenario's request. Root keeps its kept set as effective/permitted; a switch to another user
-    /// raises the kept capabilities as inheritable and ambient so they survive execve (that is the only way a
-    /// non-root program keeps capabilities without file capabilities).
-    public static func make(request: CapabilityRequest, switchingToNonRoot: Bool) -> CapabilityPlan {
-        let kept = request.kept(from: .all)
+    /// From a scenario's request. `available` is what ghostrun itself holds (CapPrm ∩ CapBnd): a container may
+    /// already lack some capabilities, and asking the kernel for more than we have fails with EPERM.
+    /// Root keeps its kept set as effective/permitted; a switch to another user raises the added capabilities as
+    /// inheritable and ambient so they survive execve (the only way a non-root program keeps capabilities
+    /// without file capabilities).
+    public static func make(request: CapabilityRequest, switchingToNonRoot: Bool,
+                            available: CapabilitySet = CapabilityPlan.available()) throws -> CapabilityPlan {
+        let wanted = request.add.union(request.ambient)
+        let missing = wanted.subtracting(available)
+        if !missing.isEmpty {
+            throw RunSetupError(description: "sandbox.capabilities asks for \(missing.names.joined(separator: ", ")), "
+                + "which ghostrun itself does not hold")
+        }
+        let kept = request.kept(from: available).intersection(available)
         var ambient = request.ambient
         var inheritable = request.ambient
         if switchingToNonRoot {
@@ -46,6 +55,17 @@ public struct CapabilityPlan: Sendable, Equatable {
         }
         return CapabilityPlan(bounding: kept, effective: kept, permitted: kept, inheritable: inheritable,
                               ambient: ambient)
+    }
+
+    /// The capabilities this process can hand on: its permitted set within its bounding set.
+    public static func available() -> CapabilitySet {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return .all }
+        var permitted: UInt64 = 0, bounding: UInt64 = 0
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("CapPrm:") { permitted = UInt64(line.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) ?? 0 }
+            if line.hasPrefix("CapBnd:") { bounding = UInt64(line.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) ?? 0 }
+        }
+        return CapabilitySet(rawValue: permitted & bounding)
     }
 }
 
