@@ -91,10 +91,10 @@ final class CLITests: XCTestCase {
 
     func testUnknownSyscallCapabilityAndErrnoAreExitTwo() throws {
         for (key, yaml, line) in [
-            ("syscall", "sandbox:\n  seccomp:\n    rules:\n      - {syscalls: [pidfd_opn], action: trap}\n", 5),
-            ("capability", "sandbox:\n  capabilities:\n    drop: [CAP_NOPE]\n", 4),
-            ("errno", "sandbox:\n  seccomp:\n    rules:\n      - {syscalls: [openat], action: errno, errno: ENOPE}\n", 5),
-            ("rlimit", "sandbox:\n  rlimits:\n    files: 3\n", 4),
+            ("syscall", "sandbox:\n  seccomp:\n    rules:\n      - {syscalls: [pidfd_opn], action: trap}\n", 6),
+            ("capability", "sandbox:\n  capabilities:\n    drop: [CAP_NOPE]\n", 5),
+            ("errno", "sandbox:\n  seccomp:\n    rules:\n      - {syscalls: [openat], action: errno, errno: ENOPE}\n", 6),
+            ("rlimit", "sandbox:\n  rlimits:\n    files: 3\n", 5),
             ("duration", "timeout: 5 parsecs\n", 3),
         ] {
             let path = write("bad-\(key).yaml", "name: bad-\(key)\nrun: [go, version]\n" + yaml)

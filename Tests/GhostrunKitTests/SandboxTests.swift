@@ -175,7 +175,7 @@ final class SpawnerTests: XCTestCase {
         var plan = SpawnPlan(executable: "/bin/sleep", arguments: ["sleep", "30"], environment: [])
         plan.user = (uid: 65534, gid: 65534)
         let netBind = CapabilityName.number(of: "CAP_NET_BIND_SERVICE")!
-        plan.capabilities = CapabilityPlan.make(
+        plan.capabilities = try CapabilityPlan.make(
             request: CapabilityRequest(drop: .all, add: CapabilitySet(numbers: [netBind])), switchingToNonRoot: true)
         let pid = try Spawner.spawn(plan)
         defer { reap(pid) }

@@ -51,7 +51,7 @@ public enum ResultBuilder {
         result.signal = classification.signal
         result.hangKind = classification.hangKind
         result.durationMs = observation.durationMs
-        result.stderrTail = tail(observation.stderr)
+        result.stderrTail = headAndTail(observation.stderr)
         result.stdoutTail = tail(observation.stdout)
         result.firstDiagnostic = classification.firstDiagnostic
         result.failingProcess = classification.failingProcess
@@ -162,6 +162,21 @@ public enum ResultBuilder {
             problems.append("Uid \(shown), expected \(uid)")
         }
         return problems
+    }
+
+    /// Go's diagnostics open stderr (`SIGSYS: bad system call`, `fatal error: ...`) and a GOTRACEBACK=all
+    /// goroutine dump can push them far from the end; so a long stderr keeps its first `headBytes` (whole
+    /// lines) as well as its tail, with the omitted size in between.
+    public static func headAndTail(_ text: String, limit: Int = tailBytes, headBytes: Int = 1024) -> String {
+        let bytes = Array(text.utf8)
+        guard bytes.count > limit else { return text }
+        var headEnd = min(headBytes, bytes.count)
+        if let newline = bytes[..<headEnd].lastIndex(of: UInt8(ascii: "\n")) { headEnd = newline + 1 }
+        while headEnd > 0, headEnd < bytes.count, bytes[headEnd] & 0xC0 == 0x80 { headEnd -= 1 }
+        let tailText = tail(text, limit: limit - headEnd)
+        let omitted = bytes.count - headEnd - tailText.utf8.count
+        let head = String(decoding: bytes[..<headEnd], as: UTF8.self)
+        return head + "… \(omitted) bytes omitted …\n" + tailText
     }
 
     /// The last `tailBytes` of `text`, starting at a line boundary when the cut falls inside a line, so
