@@ -34,13 +34,20 @@ final class InspectTests: XCTestCase {
         XCTAssertTrue(text.contains("CapEff      0000000000200000 (CAP_SYS_ADMIN)\n"), text)
         XCTAssertTrue(text.contains("CapPrm      0000000000200001 (CAP_CHOWN, CAP_SYS_ADMIN)\n"), text)
         let all = CapabilitySet.all
-        XCTAssertTrue(text.contains("CapBnd      \(InspectReport.Capabilities.hex(all.rawValue)) (all \(all.numbers.count))\n"),
-                      text)
+        XCTAssertTrue(
+            text.contains("CapBnd      \(InspectReport.Capabilities.hex(all.rawValue)) (all \(all.numbers.count))\n"),
+            text)
+        var mostly = status
+        mostly.capBnd = all.rawValue & ~(UInt64(1) << 24)
+        let mostlyText = InspectReport(status: mostly, comm: nil, exe: nil, wchan: nil, syscallField: nil).text()
+        XCTAssertTrue(
+            mostlyText.contains("(all \(all.numbers.count) except CAP_SYS_RESOURCE)\n"), mostlyText)
         XCTAssertEqual(report.syscall, "wait4")
         XCTAssertEqual(report.syscallNumber, 61)
         XCTAssertTrue(text.contains("Syscall     wait4 (61)\n"), text)
         XCTAssertTrue(text.contains("Seccomp     disabled\n"), text)
-        XCTAssertEqual(InspectReport(status: status, comm: nil, exe: nil, wchan: nil, syscallField: "-1").syscall, "none")
+        XCTAssertEqual(
+            InspectReport(status: status, comm: nil, exe: nil, wchan: nil, syscallField: "-1").syscall, "none")
     }
 
     func testInspectSelf() throws {

@@ -5,10 +5,12 @@ import XCTest
 
 final class KernelAuditLogTests: XCTestCase {
     /// Recorded on the project's host (Linux 6.18, no auditd) for a libseccomp filter on getppid.
-    static let kmsgKillProcess = "5,345,929378192,-;audit: type=1326 audit(1795279813.274:2): auid=4294967295 uid=0 "
+    static let kmsgKillProcess =
+        "5,345,929378192,-;audit: type=1326 audit(1795279813.274:2): auid=4294967295 uid=0 "
         + "gid=0 ses=4294967295 pid=7737 comm=\"sc\" exe=\"/tmp/wtobs/sc\" sig=31 arch=c000003e syscall=110 "
         + "compat=0 ip=0x7f77981f64f7 code=0x80000000\n"
-    static let dmesgTrap = "[  929.383804] audit: type=1326 audit(1795279813.282:6): auid=4294967295 uid=0 gid=0 "
+    static let dmesgTrap =
+        "[  929.383804] audit: type=1326 audit(1795279813.282:6): auid=4294967295 uid=0 gid=0 "
         + "ses=4294967295 pid=7742 comm=\"sc\" exe=\"/tmp/wtobs/sc\" sig=0 arch=c000003e syscall=110 compat=0 "
         + "ip=0x7f8361e714f7 code=0x30000"
 
@@ -40,7 +42,8 @@ final class KernelAuditLogTests: XCTestCase {
 
     func testParsesNetlinkPayload() throws {
         // The NETLINK_AUDIT form: the type is in the message header, the text starts at audit(...).
-        let payload = "audit(1795280262.894:476): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=22112 comm=\"sc\" "
+        let payload =
+            "audit(1795280262.894:476): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=22112 comm=\"sc\" "
             + "exe=\"/tmp/wtobs/sc\" sig=31 arch=c000003e syscall=110 compat=0 ip=0x7f66b77ef4f7 code=0x80000000"
         let record = try XCTUnwrap(AuditRecord.parse(netlinkType: 1326, payload: payload))
         XCTAssertEqual(record.pid, 22112)
@@ -57,7 +60,8 @@ final class KernelAuditLogTests: XCTestCase {
         XCTAssertEqual(trap.signal, 0)
         XCTAssertEqual(trap.kernelTimeUsec, 929_383_804)
 
-        let auditLog = "type=SECCOMP msg=audit(1732200000.123:45): auid=4294967295 uid=0 gid=0 ses=4294967295 "
+        let auditLog =
+            "type=SECCOMP msg=audit(1732200000.123:45): auid=4294967295 uid=0 gid=0 ses=4294967295 "
             + "subj=unconfined pid=4321 comm=\"go\" exe=\"/usr/lib/go-1.19/bin/go\" sig=31 arch=c000003e "
             + "syscall=434 compat=0 ip=0x46b8de code=0x80000000"
         let record = try XCTUnwrap(AuditRecord.parse(line: auditLog))
@@ -70,7 +74,8 @@ final class KernelAuditLogTests: XCTestCase {
 
     func testDecodesHexEncodedCommAndExe() throws {
         // Audit prints a string containing a space as bare hex: comm "my go", exe "/tmp/a b".
-        let line = "6,1,2,-;audit: type=1326 audit(1.2:3): pid=9 comm=6D7920676F exe=2F746D702F612062 sig=31 "
+        let line =
+            "6,1,2,-;audit: type=1326 audit(1.2:3): pid=9 comm=6D7920676F exe=2F746D702F612062 sig=31 "
             + "arch=c000003e syscall=39 compat=0 ip=0x1 code=0x80000000"
         let record = try XCTUnwrap(AuditRecord.parse(line: line))
         XCTAssertEqual(record.comm, "my go")
@@ -146,16 +151,16 @@ final class KernelAuditLogTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: directory) }
         let source = directory.appendingPathComponent("killme.c")
         try """
-            #include <seccomp.h>
-            #include <unistd.h>
-            int main(void) {
-                scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-                if (!ctx || seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(getppid), 0) != 0) return 10;
-                if (seccomp_load(ctx) != 0) return 11;
-                getppid();
-                return 12;
-            }
-            """.write(to: source, atomically: true, encoding: .utf8)
+        #include <seccomp.h>
+        #include <unistd.h>
+        int main(void) {
+            scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+            if (!ctx || seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(getppid), 0) != 0) return 10;
+            if (seccomp_load(ctx) != 0) return 11;
+            getppid();
+            return 12;
+        }
+        """.write(to: source, atomically: true, encoding: .utf8)
         let binary = directory.appendingPathComponent("killme")
         let compiler = Process()
         compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -129,7 +129,8 @@ final class ProcFilesTests: XCTestCase {
 
     func testParseStatWithParenthesesAndSpacesInComm() throws {
         // Recorded from a copy of sleep named `a) (b`.
-        let line = "10421 (a) (b) S 10407 10407 5237 0 -1 4194304 132 0 0 0 7 3 0 0 20 0 1 0 116405 2990080 430 "
+        let line =
+            "10421 (a) (b) S 10407 10407 5237 0 -1 4194304 132 0 0 0 7 3 0 0 20 0 1 0 116405 2990080 430 "
             + "18446744073709551615 94106278219776 94106278237705 140722242306960 0 0 0 0 6 0 1 0 0 17 1 0 0 0 0 0\n"
         let stat = try XCTUnwrap(ProcFiles.parseStat(line))
         XCTAssertEqual(stat.comm, "a) (b")
@@ -169,7 +170,9 @@ final class ProcFilesTests: XCTestCase {
         XCTAssertEqual(stat.ppid, getppid())
         XCTAssertEqual(stat.state, "R", "a process reading its own stat is running")
         XCTAssertEqual(ProcFiles.comm(pid: pid), status.name)
-        XCTAssertEqual(ProcFiles.exe(pid: pid), Bundle.main.executablePath.map { URL(fileURLWithPath: $0).resolvingSymlinksInPath().path })
+        XCTAssertEqual(
+            ProcFiles.exe(pid: pid),
+            Bundle.main.executablePath.map { URL(fileURLWithPath: $0).resolvingSymlinksInPath().path })
         // Reading one's own syscall file shows the read(2) doing it.
         XCTAssertEqual(ProcFiles.syscall(pid: pid).flatMap { Int($0) }.flatMap { SyscallName.name(of: $0) }, "read")
     }
@@ -200,8 +203,9 @@ final class ProcFilesTests: XCTestCase {
         XCTAssertEqual(ProcFiles.exe(pid: child.pid), "/usr/bin/sleep")
         XCTAssertEqual(ProcFiles.comm(pid: child.pid), "sleep")
         // sleep waits in clock_nanosleep.
-        XCTAssertEqual(ProcFiles.syscall(pid: child.pid).flatMap { Int($0) }.flatMap { SyscallName.name(of: $0) },
-                       "clock_nanosleep")
+        XCTAssertEqual(
+            ProcFiles.syscall(pid: child.pid).flatMap { Int($0) }.flatMap { SyscallName.name(of: $0) },
+            "clock_nanosleep")
         XCTAssertTrue(ProcFiles.children(pid: getpid()).contains(child.pid))
         if getuid() == 0 {
             XCTAssertNotNil(ProcFiles.stack(pid: child.pid), "root can read /proc/PID/stack")
@@ -341,7 +345,8 @@ final class ProcessSamplerTests: XCTestCase {
         let elapsed = clock.measure {
             for _ in 0..<rounds { sampler.sample(pids: pids) }
         }
-        let micros = (Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12)
+        let micros =
+            (Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12)
             / Double(rounds)
         print("ProcessSampler.sample of \(pids.count) processes: \(Int(micros)) µs per round")
         XCTAssertEqual(sampler.observations().count, 10)

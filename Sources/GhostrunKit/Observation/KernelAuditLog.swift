@@ -243,8 +243,9 @@ public final class AuditSubscription: @unchecked Sendable {
     /// syscall was denied: a runner that saw its process die of SIGSYS waits here for the record.
     @discardableResult
     public func wait(timeout: Duration, for predicate: (AuditRecord) -> Bool) -> Bool {
-        let deadline = Date(timeIntervalSinceNow: Double(timeout.components.seconds)
-            + Double(timeout.components.attoseconds) / 1e18)
+        let deadline = Date(
+            timeIntervalSinceNow: Double(timeout.components.seconds)
+                + Double(timeout.components.attoseconds) / 1e18)
         log.catchUp()
         condition.lock()
         defer { condition.unlock() }
@@ -338,8 +339,9 @@ public final class KernelAuditLog: @unchecked Sendable {
     /// Joins the audit read-log multicast group (AUDIT_NLGRP_READLOG).
     private static func openNetlink() -> Result<Int32, NetlinkProblem> {
         let netlinkAudit: Int32 = 9
-        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
-                        netlinkAudit)
+        let fd = socket(
+            AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+            netlinkAudit)
         guard fd >= 0 else {
             return .failure(NetlinkProblem("cannot open a NETLINK_AUDIT socket: \(String(cString: strerror(errno)))"))
         }
@@ -387,7 +389,9 @@ public final class KernelAuditLog: @unchecked Sendable {
     }
 
     private func run() {
-        var descriptors = [kmsgFD, netlinkFD].filter { $0 >= 0 }.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        var descriptors = [kmsgFD, netlinkFD].filter { $0 >= 0 }.map {
+            pollfd(fd: $0, events: Int16(POLLIN), revents: 0)
+        }
         while true {
             for index in descriptors.indices { descriptors[index].revents = 0 }
             let ready = poll(&descriptors, nfds_t(descriptors.count), -1)
@@ -443,7 +447,9 @@ public final class KernelAuditLog: @unchecked Sendable {
     private func deliver(netlinkMessage bytes: ArraySlice<UInt8>) {
         var offset = bytes.startIndex
         while offset + 16 <= bytes.endIndex {
-            let length = bytes[offset..<offset + 4].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+            let length = bytes[offset..<offset + 4].enumerated().reduce(UInt32(0)) {
+                $0 | UInt32($1.element) << (8 * UInt32($1.offset))
+            }
             let type = UInt16(bytes[offset + 4]) | UInt16(bytes[offset + 5]) << 8
             let end = min(bytes.endIndex, offset + max(16, Int(length)))
             let payload = String(decoding: bytes[(offset + 16)..<end].prefix(while: { $0 != 0 }), as: UTF8.self)
