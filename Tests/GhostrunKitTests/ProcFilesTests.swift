@@ -3,6 +3,15 @@ import XCTest
 
 @testable import GhostrunKit
 
+/// Skips a test the host cannot run, unless CI demands the host (GHOSTRUN_REQUIRE_HOST=1): then it fails.
+func skipUnlessHost(_ condition: Bool, _ reason: String) throws {
+    guard !condition else { return }
+    if ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1" {
+        XCTFail("host requirement not met: \(reason)")
+    }
+    throw XCTSkip(reason)
+}
+
 /// A `sleep` child that is always killed and reaped, even when the test fails.
 final class SleepingChild {
     let process = Process()
@@ -317,19 +326,69 @@ final class ProcessSamplerTests: XCTestCase {
         XCTAssertTrue(sampler.observations().allSatisfy(\.exited))
     }
 
-    func testPidReuseStartsANewRecord() throws {
-        // A pid cannot be forced to recycle; a process that exec's keeps its pid and start time, so the
-        // check is exercised the other way: the same pid with the same start time stays one record,
-        // while a different pid list leaves the first record exited and opens a new one.
-        let first = try SleepingChild(seconds: 30, testCase: self)
-        let second = try SleepingChild(seconds: 30, testCase: self)
+    func testExecIsReportedWithTheNewCommand() throws {
+        // A forked `go` becomes `compile` at exec: the sampler must report the new name, not the first one.
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", "sleep 0.3; exec /usr/bin/sleep 30"]
+        try shell.run()
+        addTeardownBlock {
+            if shell.isRunning { kill(shell.processIdentifier, SIGKILL) }
+            shell.waitUntilExit()
+        }
+        let pid = shell.processIdentifier
         let sampler = ProcessSampler(runStart: .now, discoverDescendants: false)
-        sampler.sample(pids: [first.pid])
-        sampler.sample(pids: [first.pid])
-        XCTAssertEqual(sampler.observations().count, 1)
-        sampler.sample(pids: [second.pid])
+        var reported: [ProcessSampler.NewProcess] = []
+        let deadline = Date(timeIntervalSinceNow: 3)
+        while Date() < deadline, !reported.contains(where: { $0.comm == "sleep" && $0.pid == pid }) {
+            reported += sampler.sample(pids: [pid]).newProcesses
+            usleep(10_000)
+        }
+        let shellPath = URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path
+        XCTAssertEqual(reported.first, .init(pid: pid, comm: "sh", exe: shellPath))
+        XCTAssertTrue(
+            reported.contains(.init(pid: pid, comm: "sleep", exe: "/usr/bin/sleep")), "\(reported)")
+        let observation = try XCTUnwrap(sampler.observations().first)
+        XCTAssertEqual(sampler.observations().count, 1, "exec keeps the process")
+        XCTAssertEqual(observation.comm, "sleep")
+        XCTAssertEqual(observation.exe, "/usr/bin/sleep")
+        XCTAssertEqual(observation.first.status.name, "sh")
+    }
+
+    func testPidReuseStartsANewRecord() throws {
+        // Forces the kernel to hand out the same pid again through ns_last_pid (root only). Other
+        // processes on the host may take the pid first, so it is tried a few times.
+        try skipUnlessHost(getuid() == 0, "setting /proc/sys/kernel/ns_last_pid needs root")
+        let first = try SleepingChild(seconds: 30, testCase: self)
+        XCTAssertTrue(first.waitForState("S"))
+        let pid = first.pid
+        let sampler = ProcessSampler(runStart: .now, discoverDescendants: false)
+        sampler.sample(pids: [pid])
+        sampler.sample(pids: [pid])
+        XCTAssertEqual(sampler.observations().count, 1, "the same process sampled twice is one record")
+        kill(pid, SIGKILL)
+        first.process.waitUntilExit()
+
+        var second: SleepingChild?
+        for _ in 0..<20 {
+            let lastPid = "\(pid - 1)"
+            guard
+                (try? lastPid.write(toFile: "/proc/sys/kernel/ns_last_pid", atomically: false, encoding: .utf8))
+                    != nil
+            else { break }
+            let candidate = try SleepingChild(seconds: 30, testCase: self)
+            if candidate.pid == pid {
+                second = candidate
+                break
+            }
+        }
+        let reused = try XCTUnwrap(second, "could not get pid \(pid) again")
+        XCTAssertTrue(reused.waitForState("S"))
+        // The round that sees the new process without a round in between: only the start time tells.
+        let round = sampler.sample(pids: [pid])
+        XCTAssertEqual(round.newProcesses.map(\.pid), [pid])
         let observations = sampler.observations()
-        XCTAssertEqual(observations.map(\.pid), [first.pid, second.pid])
+        XCTAssertEqual(observations.map(\.pid), [pid, pid])
         XCTAssertEqual(observations.map(\.exited), [true, false])
     }
 

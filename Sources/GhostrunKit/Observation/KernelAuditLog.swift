@@ -208,8 +208,9 @@ public final class AuditSubscription: @unchecked Sendable {
     private let condition = NSCondition()
     private var records: [AuditRecord] = []
     private var cancelled = false
-    /// Records stamped before this were written before the subscription and read late by the reader.
-    let startUsec: UInt64
+    /// CLOCK_MONOTONIC (µs) at subscription: records stamped before it were written before the
+    /// subscription and read late by the reader, and are dropped. Also a run start for `denial(runStartKernelUsec:)`.
+    public let startUsec: UInt64
 
     init(log: KernelAuditLog, startUsec: UInt64) {
         self.log = log

@@ -72,6 +72,8 @@ public final class ProcessSampler {
 
     /// Samples the given processes (and their descendants); processes seen before but not found this
     /// round are marked exited.
+    ///
+    /// A process's state changes start with its state when first seen, so the list is its whole timeline.
     @discardableResult
     public func sample(pids: [Int32]) -> SampleRound {
         let elapsed = ContinuousClock.now - runStart
