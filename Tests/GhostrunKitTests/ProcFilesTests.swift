@@ -326,6 +326,48 @@ final class ProcessSamplerTests: XCTestCase {
         XCTAssertTrue(sampler.observations().allSatisfy(\.exited))
     }
 
+    func testFrozenWchanRules() {
+        XCTAssertTrue(ProcessSampler.isFrozen(state: "S", wchan: "get_signal"))
+        XCTAssertTrue(ProcessSampler.isFrozen(state: "S", wchan: "do_freezer_trap"))
+        XCTAssertTrue(ProcessSampler.isFrozen(state: "D", wchan: "__refrigerator"))
+        XCTAssertFalse(ProcessSampler.isFrozen(state: "T", wchan: "get_signal"), "a SIGSTOP stop")
+        XCTAssertFalse(ProcessSampler.isFrozen(state: "S", wchan: "hrtimer_nanosleep"))
+        XCTAssertFalse(ProcessSampler.isFrozen(state: "R", wchan: nil))
+    }
+
+    func testCgroupV2FreezeIsSeenInWchan() throws {
+        try skipUnlessHost(getuid() == 0, "creating a cgroup needs root")
+        let mountinfo = try XCTUnwrap(ProcFiles.read("/proc/self/mountinfo", limit: 1024 * 1024))
+        // Field 5 is the mount point; the filesystem type follows the " - " separator.
+        let mount = mountinfo.split(separator: "\n").first { $0.contains(" - cgroup2 ") }
+            .map { String($0.split(separator: " ")[4]) }
+        try skipUnlessHost(mount != nil, "no cgroup v2 mount")
+        let directory = "\(mount!)/ghostrun-observe-test-\(getpid())"
+        XCTAssertEqual(mkdir(directory, 0o755), 0, String(cString: strerror(errno)))
+        let child = try SleepingChild(seconds: 30, testCase: self)
+        addTeardownBlock {
+            try? "0".write(toFile: "\(directory)/cgroup.freeze", atomically: false, encoding: .utf8)
+            kill(child.pid, SIGKILL)
+            child.process.waitUntilExit()
+            rmdir(directory)
+        }
+        XCTAssertTrue(child.waitForState("S"))
+        try "\(child.pid)".write(toFile: "\(directory)/cgroup.procs", atomically: false, encoding: .utf8)
+        XCTAssertEqual(ProcFiles.listPids(cgroupProcsPath: "\(directory)/cgroup.procs"), [child.pid])
+        let sampler = ProcessSampler(runStart: .now, discoverDescendants: false)
+        XCTAssertFalse(sampler.sample(pids: [child.pid]).anyFrozenWchan)
+        try "1".write(toFile: "\(directory)/cgroup.freeze", atomically: false, encoding: .utf8)
+        var frozen = false
+        let deadline = Date(timeIntervalSinceNow: 2)
+        while !frozen, Date() < deadline {
+            let round = sampler.sample(pids: [child.pid])
+            frozen = round.anyFrozenWchan
+            if frozen { XCTAssertEqual(round.states[child.pid], "S", "a frozen task looks asleep") }
+            usleep(10_000)
+        }
+        XCTAssertTrue(frozen, "wchan \(ProcFiles.wchan(pid: child.pid) ?? "nil")")
+    }
+
     func testExecIsReportedWithTheNewCommand() throws {
         // A forked `go` becomes `compile` at exec: the sampler must report the new name, not the first one.
         let shell = Process()
