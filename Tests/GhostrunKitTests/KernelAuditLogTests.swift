@@ -126,62 +126,113 @@ final class KernelAuditLogTests: XCTestCase {
         XCTAssertLessThanOrEqual(direct, after)
     }
 
-    /// Compiles a helper that installs a KILL_PROCESS filter on getppid and calls it, runs it, and waits
-    /// for the kernel's record. With other runs flooding the log, /dev/kmsg alone loses records to
-    /// printk rate limiting; the netlink source must not.
-    func testLiveSeccompKillIsRecorded() throws {
-        try skipUnlessHost(getuid() == 0, "reading /dev/kmsg needs root")
-        let log = KernelAuditLog.shared
-        try skipUnlessHost(log.isAvailable, log.unavailableReason ?? "/dev/kmsg unavailable")
-        let logged = (ProcFiles.read("/proc/sys/kernel/seccomp/actions_logged") ?? "")
-        try skipUnlessHost(logged.contains("kill_process"), "kernel.seccomp.actions_logged lacks kill_process")
-
+    /// Compiles (once per test run) a helper that filters getppid with the action named by argv[1],
+    /// with SECCOMP_FILTER_FLAG_LOG when argv[2] is "logflag", then calls it.
+    private func seccompHelper() throws -> URL {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ghostrun-audit-\(getpid())")
+        let binary = directory.appendingPathComponent("killme")
+        if FileManager.default.isExecutableFile(atPath: binary.path) { return binary }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
         let source = directory.appendingPathComponent("killme.c")
         try """
+        #include <errno.h>
         #include <seccomp.h>
+        #include <string.h>
         #include <unistd.h>
-        int main(void) {
+        int main(int argc, char **argv) {
+            uint32_t action = SCMP_ACT_KILL_PROCESS;
+            if (argc > 1 && strcmp(argv[1], "log") == 0) action = SCMP_ACT_LOG;
+            if (argc > 1 && strcmp(argv[1], "trap") == 0) action = SCMP_ACT_TRAP;
+            if (argc > 1 && strcmp(argv[1], "errno") == 0) action = SCMP_ACT_ERRNO(EPERM);
             scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-            if (!ctx || seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(getppid), 0) != 0) return 10;
+            if (!ctx || seccomp_rule_add(ctx, action, SCMP_SYS(getppid), 0) != 0) return 10;
+            if (argc > 2 && seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1) != 0) return 13;
             if (seccomp_load(ctx) != 0) return 11;
             getppid();
-            return 12;
+            return 0;
         }
         """.write(to: source, atomically: true, encoding: .utf8)
-        let binary = directory.appendingPathComponent("killme")
         let compiler = Process()
         compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         compiler.arguments = ["cc", "-o", binary.path, source.path, "-lseccomp"]
         try compiler.run()
         compiler.waitUntilExit()
         try skipUnlessHost(compiler.terminationStatus == 0, "cannot compile a libseccomp helper with cc")
+        return binary
+    }
 
+    override class func tearDown() {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ghostrun-audit-\(getpid())")
+        try? FileManager.default.removeItem(at: directory)
+        super.tearDown()
+    }
+
+    /// Runs the helper with `arguments` under a fresh subscription and returns its records.
+    private func recordsOfHelper(_ arguments: [String]) throws -> (
+        helper: Process, records: [AuditRecord], start: UInt64
+    ) {
+        try skipUnlessHost(getuid() == 0, "reading kernel audit records needs root")
+        let log = KernelAuditLog.shared
+        try skipUnlessHost(log.isAvailable, log.unavailableReason ?? "no audit source")
+        let binary = try seccompHelper()
         let subscription = log.subscribe()
         defer { subscription.cancel() }
         let helper = Process()
         helper.executableURL = binary
+        helper.arguments = arguments
         try helper.run()
         let pid = helper.processIdentifier
         helper.waitUntilExit()
-        XCTAssertEqual(helper.terminationReason, .uncaughtSignal)
-        XCTAssertEqual(helper.terminationStatus, SIGSYS)
-
         XCTAssertTrue(subscription.wait(timeout: .seconds(2)) { $0.pid == pid }, "no audit record for pid \(pid)")
         let records = subscription.drain().filter { $0.pid == pid }
-        XCTAssertEqual(records.count, 1, "read from \(log.sources), deduplicated by serial")
+        XCTAssertEqual(subscription.drain(), [], "drain forgets what it returned")
+        return (helper, records, subscription.startUsec)
+    }
+
+    /// With other runs flooding the log, /dev/kmsg alone loses records to printk rate limiting; the
+    /// netlink source must not, so this asserts arrival within 2 s even on a busy host.
+    func testLiveSeccompKillIsRecorded() throws {
+        let logged = ProcFiles.read("/proc/sys/kernel/seccomp/actions_logged") ?? ""
+        try skipUnlessHost(logged.contains("kill_process"), "kernel.seccomp.actions_logged lacks kill_process")
+        let (helper, records, start) = try recordsOfHelper(["kill-process"])
+        XCTAssertEqual(helper.terminationReason, .uncaughtSignal)
+        XCTAssertEqual(helper.terminationStatus, SIGSYS)
+        XCTAssertEqual(records.count, 1, "read from \(KernelAuditLog.shared.sources), deduplicated by serial")
         let record = try XCTUnwrap(records.first)
         XCTAssertEqual(record.action, "kill-process")
         XCTAssertEqual(record.signal, 31)
         XCTAssertEqual(record.comm, "killme")
-        XCTAssertEqual(record.exe, binary.path)
-        let denial = record.denial(runStartKernelUsec: subscription.startUsec)
+        XCTAssertEqual(record.exe, helper.executableURL?.path)
+        let denial = record.denial(runStartKernelUsec: start)
         XCTAssertEqual(denial.syscall, "getppid")
-        XCTAssertGreaterThanOrEqual(denial.timeMs, 0)
+        XCTAssertEqual(denial.pid, helper.processIdentifier)
         XCTAssertLessThan(denial.timeMs, 10_000)
-        XCTAssertEqual(subscription.drain(), [], "drain forgets what it returned")
+    }
+
+    /// SCMP_ACT_LOG is logged without any filter flag; the process goes on.
+    func testLiveLogActionIsRecorded() throws {
+        let logged = ProcFiles.read("/proc/sys/kernel/seccomp/actions_logged") ?? ""
+        try skipUnlessHost(logged.contains("log"), "kernel.seccomp.actions_logged lacks log")
+        let (helper, records, _) = try recordsOfHelper(["log"])
+        XCTAssertEqual(helper.terminationReason, .exit)
+        XCTAssertEqual(helper.terminationStatus, 0)
+        XCTAssertEqual(records.map(\.action), ["log"])
+        XCTAssertEqual(records.first?.signal, 0)
+    }
+
+    /// TRAP and ERRNO are logged only for filters loaded with SECCOMP_FILTER_FLAG_LOG, and the record
+    /// carries the action without the errno value.
+    func testLiveTrapAndErrnoWithLogFlagAreRecorded() throws {
+        let logged = ProcFiles.read("/proc/sys/kernel/seccomp/actions_logged") ?? ""
+        try skipUnlessHost(logged.contains("trap") && logged.contains("errno"), "actions_logged lacks trap/errno")
+        let trap = try recordsOfHelper(["trap", "logflag"])
+        XCTAssertEqual(trap.helper.terminationStatus, SIGSYS)
+        XCTAssertEqual(trap.records.map(\.action), ["trap"])
+        let denied = try recordsOfHelper(["errno", "logflag"])
+        XCTAssertEqual(denied.helper.terminationStatus, 0)
+        XCTAssertEqual(denied.records.map(\.action), ["errno"])
+        XCTAssertEqual(denied.records.first?.code, 0x0005_0000)
+        XCTAssertNil(denied.records.first?.errnoValue)
     }
 
     func testCancelledSubscriptionCollectsNothing() throws {

@@ -249,7 +249,10 @@ final class ProcFilesTests: XCTestCase {
     }
 }
 
-final class ProcessSamplerTests: XCTestCase {
+// MARK: - ProcessSampler
+// In the same test class so that `swift test --filter ProcFilesTests` runs the sampler's tests too.
+
+extension ProcFilesTests {
     func testSamplerFollowsStopAndExit() throws {
         let child = try SleepingChild(seconds: 30, testCase: self)
         XCTAssertTrue(child.waitForState("S"))
