@@ -318,6 +318,11 @@ extension ProcFilesTests {
         XCTAssertEqual(observations.first?.pid, shell.processIdentifier, "sorted by first-seen time")
         XCTAssertTrue(observations.contains(where: { $0.pid == sleeper && !$0.exited }))
 
+        // Just discovered, the child may still be starting up (R); a snapshot of it asleep is wanted.
+        let asleep = Date(timeIntervalSinceNow: 2)
+        while Date() < asleep, ProcFiles.status(pid: sleeper)?.state != "S" || ProcFiles.wchan(pid: sleeper) == nil {
+            usleep(5000)
+        }
         let snapshots = sampler.snapshot(pids: [shell.processIdentifier, sleeper])
         XCTAssertEqual(snapshots.map(\.pid), [shell.processIdentifier, sleeper])
         XCTAssertEqual(snapshots.last?.comm, "sleep")
@@ -414,21 +419,34 @@ extension ProcFilesTests {
         kill(pid, SIGKILL)
         first.process.waitUntilExit()
 
-        var second: SleepingChild?
-        for _ in 0..<20 {
-            let lastPid = "\(pid - 1)"
-            guard
-                (try? lastPid.write(toFile: "/proc/sys/kernel/ns_last_pid", atomically: false, encoding: .utf8))
-                    != nil
-            else { break }
-            let candidate = try SleepingChild(seconds: 30, testCase: self)
-            if candidate.pid == pid {
-                second = candidate
+        // posix_spawn directly: Foundation's Process may start a thread between the write and the spawn,
+        // and a thread id takes a pid too.
+        var reusedPid: pid_t = 0
+        for _ in 0..<50 {
+            let control = open("/proc/sys/kernel/ns_last_pid", O_WRONLY)
+            guard control >= 0 else { break }
+            let lastPid = Array("\(pid - 1)".utf8)
+            let written = write(control, lastPid, lastPid.count)
+            close(control)
+            guard written == lastPid.count else { break }
+            var spawned: pid_t = 0
+            let arguments: [UnsafeMutablePointer<CChar>?] =
+                ["/usr/bin/sleep", "30"].map { (text: String) in strdup(text) } + [nil]
+            defer { arguments.forEach { free($0) } }
+            guard posix_spawn(&spawned, "/usr/bin/sleep", nil, nil, arguments, environ) == 0 else { break }
+            addTeardownBlock {
+                kill(spawned, SIGKILL)
+                var status: Int32 = 0
+                waitpid(spawned, &status, 0)
+            }
+            if spawned == pid {
+                reusedPid = spawned
                 break
             }
         }
-        let reused = try XCTUnwrap(second, "could not get pid \(pid) again")
-        XCTAssertTrue(reused.waitForState("S"))
+        try skipUnlessHost(reusedPid == pid, "could not get pid \(pid) again: other processes took it")
+        let asleep = Date(timeIntervalSinceNow: 2)
+        while Date() < asleep, ProcFiles.status(pid: pid)?.state != "S" { usleep(5000) }
         // The round that sees the new process without a round in between: only the start time tells.
         let round = sampler.sample(pids: [pid])
         XCTAssertEqual(round.newProcesses.map(\.pid), [pid])
