@@ -3,6 +3,15 @@ import XCTest
 
 @testable import GhostrunKit
 
+/// Skips a test the host cannot run, unless CI demands the host (GHOSTRUN_REQUIRE_HOST=1): then it fails.
+func skipUnlessHost(_ condition: Bool, _ reason: String) throws {
+    guard !condition else { return }
+    if ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1" {
+        XCTFail("host requirement not met: \(reason)")
+    }
+    throw XCTSkip(reason)
+}
+
 /// A `sleep` child that is always killed and reaped, even when the test fails.
 final class SleepingChild {
     let process = Process()
@@ -129,7 +138,8 @@ final class ProcFilesTests: XCTestCase {
 
     func testParseStatWithParenthesesAndSpacesInComm() throws {
         // Recorded from a copy of sleep named `a) (b`.
-        let line = "10421 (a) (b) S 10407 10407 5237 0 -1 4194304 132 0 0 0 7 3 0 0 20 0 1 0 116405 2990080 430 "
+        let line =
+            "10421 (a) (b) S 10407 10407 5237 0 -1 4194304 132 0 0 0 7 3 0 0 20 0 1 0 116405 2990080 430 "
             + "18446744073709551615 94106278219776 94106278237705 140722242306960 0 0 0 0 6 0 1 0 0 17 1 0 0 0 0 0\n"
         let stat = try XCTUnwrap(ProcFiles.parseStat(line))
         XCTAssertEqual(stat.comm, "a) (b")
@@ -169,7 +179,9 @@ final class ProcFilesTests: XCTestCase {
         XCTAssertEqual(stat.ppid, getppid())
         XCTAssertEqual(stat.state, "R", "a process reading its own stat is running")
         XCTAssertEqual(ProcFiles.comm(pid: pid), status.name)
-        XCTAssertEqual(ProcFiles.exe(pid: pid), Bundle.main.executablePath.map { URL(fileURLWithPath: $0).resolvingSymlinksInPath().path })
+        XCTAssertEqual(
+            ProcFiles.exe(pid: pid),
+            Bundle.main.executablePath.map { URL(fileURLWithPath: $0).resolvingSymlinksInPath().path })
         // Reading one's own syscall file shows the read(2) doing it.
         XCTAssertEqual(ProcFiles.syscall(pid: pid).flatMap { Int($0) }.flatMap { SyscallName.name(of: $0) }, "read")
     }
@@ -200,8 +212,9 @@ final class ProcFilesTests: XCTestCase {
         XCTAssertEqual(ProcFiles.exe(pid: child.pid), "/usr/bin/sleep")
         XCTAssertEqual(ProcFiles.comm(pid: child.pid), "sleep")
         // sleep waits in clock_nanosleep.
-        XCTAssertEqual(ProcFiles.syscall(pid: child.pid).flatMap { Int($0) }.flatMap { SyscallName.name(of: $0) },
-                       "clock_nanosleep")
+        XCTAssertEqual(
+            ProcFiles.syscall(pid: child.pid).flatMap { Int($0) }.flatMap { SyscallName.name(of: $0) },
+            "clock_nanosleep")
         XCTAssertTrue(ProcFiles.children(pid: getpid()).contains(child.pid))
         if getuid() == 0 {
             XCTAssertNotNil(ProcFiles.stack(pid: child.pid), "root can read /proc/PID/stack")
@@ -236,7 +249,10 @@ final class ProcFilesTests: XCTestCase {
     }
 }
 
-final class ProcessSamplerTests: XCTestCase {
+// MARK: - ProcessSampler
+// In the same test class so that `swift test --filter ProcFilesTests` runs the sampler's tests too.
+
+extension ProcFilesTests {
     func testSamplerFollowsStopAndExit() throws {
         let child = try SleepingChild(seconds: 30, testCase: self)
         XCTAssertTrue(child.waitForState("S"))
@@ -302,6 +318,11 @@ final class ProcessSamplerTests: XCTestCase {
         XCTAssertEqual(observations.first?.pid, shell.processIdentifier, "sorted by first-seen time")
         XCTAssertTrue(observations.contains(where: { $0.pid == sleeper && !$0.exited }))
 
+        // Just discovered, the child may still be starting up (R); a snapshot of it asleep is wanted.
+        let asleep = Date(timeIntervalSinceNow: 2)
+        while Date() < asleep, ProcFiles.status(pid: sleeper)?.state != "S" || ProcFiles.wchan(pid: sleeper) == nil {
+            usleep(5000)
+        }
         let snapshots = sampler.snapshot(pids: [shell.processIdentifier, sleeper])
         XCTAssertEqual(snapshots.map(\.pid), [shell.processIdentifier, sleeper])
         XCTAssertEqual(snapshots.last?.comm, "sleep")
@@ -313,19 +334,124 @@ final class ProcessSamplerTests: XCTestCase {
         XCTAssertTrue(sampler.observations().allSatisfy(\.exited))
     }
 
-    func testPidReuseStartsANewRecord() throws {
-        // A pid cannot be forced to recycle; a process that exec's keeps its pid and start time, so the
-        // check is exercised the other way: the same pid with the same start time stays one record,
-        // while a different pid list leaves the first record exited and opens a new one.
-        let first = try SleepingChild(seconds: 30, testCase: self)
-        let second = try SleepingChild(seconds: 30, testCase: self)
+    func testFrozenWchanRules() {
+        XCTAssertTrue(ProcessSampler.isFrozen(state: "S", wchan: "get_signal"))
+        XCTAssertTrue(ProcessSampler.isFrozen(state: "S", wchan: "do_freezer_trap"))
+        XCTAssertTrue(ProcessSampler.isFrozen(state: "D", wchan: "__refrigerator"))
+        XCTAssertFalse(ProcessSampler.isFrozen(state: "T", wchan: "get_signal"), "a SIGSTOP stop")
+        XCTAssertFalse(ProcessSampler.isFrozen(state: "S", wchan: "hrtimer_nanosleep"))
+        XCTAssertFalse(ProcessSampler.isFrozen(state: "R", wchan: nil))
+    }
+
+    func testCgroupV2FreezeIsSeenInWchan() throws {
+        try skipUnlessHost(getuid() == 0, "creating a cgroup needs root")
+        let mountinfo = try XCTUnwrap(ProcFiles.read("/proc/self/mountinfo", limit: 1024 * 1024))
+        // Field 5 is the mount point; the filesystem type follows the " - " separator.
+        let mount = mountinfo.split(separator: "\n").first { $0.contains(" - cgroup2 ") }
+            .map { String($0.split(separator: " ")[4]) }
+        try skipUnlessHost(mount != nil, "no cgroup v2 mount")
+        let directory = "\(mount!)/ghostrun-observe-test-\(getpid())"
+        XCTAssertEqual(mkdir(directory, 0o755), 0, String(cString: strerror(errno)))
+        let child = try SleepingChild(seconds: 30, testCase: self)
+        addTeardownBlock {
+            try? "0".write(toFile: "\(directory)/cgroup.freeze", atomically: false, encoding: .utf8)
+            kill(child.pid, SIGKILL)
+            child.process.waitUntilExit()
+            rmdir(directory)
+        }
+        XCTAssertTrue(child.waitForState("S"))
+        try "\(child.pid)".write(toFile: "\(directory)/cgroup.procs", atomically: false, encoding: .utf8)
+        XCTAssertEqual(ProcFiles.listPids(cgroupProcsPath: "\(directory)/cgroup.procs"), [child.pid])
         let sampler = ProcessSampler(runStart: .now, discoverDescendants: false)
-        sampler.sample(pids: [first.pid])
-        sampler.sample(pids: [first.pid])
-        XCTAssertEqual(sampler.observations().count, 1)
-        sampler.sample(pids: [second.pid])
+        XCTAssertFalse(sampler.sample(pids: [child.pid]).anyFrozenWchan)
+        try "1".write(toFile: "\(directory)/cgroup.freeze", atomically: false, encoding: .utf8)
+        var frozen = false
+        let deadline = Date(timeIntervalSinceNow: 2)
+        while !frozen, Date() < deadline {
+            let round = sampler.sample(pids: [child.pid])
+            frozen = round.anyFrozenWchan
+            if frozen { XCTAssertEqual(round.states[child.pid], "S", "a frozen task looks asleep") }
+            usleep(10_000)
+        }
+        XCTAssertTrue(frozen, "wchan \(ProcFiles.wchan(pid: child.pid) ?? "nil")")
+    }
+
+    func testExecIsReportedWithTheNewCommand() throws {
+        // A forked `go` becomes `compile` at exec: the sampler must report the new name, not the first one.
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", "sleep 0.3; exec /usr/bin/sleep 30"]
+        try shell.run()
+        addTeardownBlock {
+            if shell.isRunning { kill(shell.processIdentifier, SIGKILL) }
+            shell.waitUntilExit()
+        }
+        let pid = shell.processIdentifier
+        let sampler = ProcessSampler(runStart: .now, discoverDescendants: false)
+        var reported: [ProcessSampler.NewProcess] = []
+        let deadline = Date(timeIntervalSinceNow: 3)
+        while Date() < deadline, !reported.contains(where: { $0.comm == "sleep" && $0.pid == pid }) {
+            reported += sampler.sample(pids: [pid]).newProcesses
+            usleep(10_000)
+        }
+        let shellPath = URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath().path
+        XCTAssertEqual(reported.first, .init(pid: pid, comm: "sh", exe: shellPath))
+        XCTAssertTrue(
+            reported.contains(.init(pid: pid, comm: "sleep", exe: "/usr/bin/sleep")), "\(reported)")
+        let observation = try XCTUnwrap(sampler.observations().first)
+        XCTAssertEqual(sampler.observations().count, 1, "exec keeps the process")
+        XCTAssertEqual(observation.comm, "sleep")
+        XCTAssertEqual(observation.exe, "/usr/bin/sleep")
+        XCTAssertEqual(observation.first.status.name, "sh")
+    }
+
+    func testPidReuseStartsANewRecord() throws {
+        // Forces the kernel to hand out the same pid again through ns_last_pid (root only). Other
+        // processes on the host may take the pid first, so it is tried a few times.
+        try skipUnlessHost(getuid() == 0, "setting /proc/sys/kernel/ns_last_pid needs root")
+        let first = try SleepingChild(seconds: 30, testCase: self)
+        XCTAssertTrue(first.waitForState("S"))
+        let pid = first.pid
+        let sampler = ProcessSampler(runStart: .now, discoverDescendants: false)
+        sampler.sample(pids: [pid])
+        sampler.sample(pids: [pid])
+        XCTAssertEqual(sampler.observations().count, 1, "the same process sampled twice is one record")
+        kill(pid, SIGKILL)
+        first.process.waitUntilExit()
+
+        // posix_spawn directly: Foundation's Process may start a thread between the write and the spawn,
+        // and a thread id takes a pid too.
+        var reusedPid: pid_t = 0
+        for _ in 0..<50 {
+            let control = open("/proc/sys/kernel/ns_last_pid", O_WRONLY)
+            guard control >= 0 else { break }
+            let lastPid = Array("\(pid - 1)".utf8)
+            let written = write(control, lastPid, lastPid.count)
+            close(control)
+            guard written == lastPid.count else { break }
+            var spawned: pid_t = 0
+            let arguments: [UnsafeMutablePointer<CChar>?] =
+                ["/usr/bin/sleep", "30"].map { (text: String) in strdup(text) } + [nil]
+            defer { arguments.forEach { free($0) } }
+            guard posix_spawn(&spawned, "/usr/bin/sleep", nil, nil, arguments, environ) == 0 else { break }
+            addTeardownBlock {
+                kill(spawned, SIGKILL)
+                var status: Int32 = 0
+                waitpid(spawned, &status, 0)
+            }
+            if spawned == pid {
+                reusedPid = spawned
+                break
+            }
+        }
+        try skipUnlessHost(reusedPid == pid, "could not get pid \(pid) again: other processes took it")
+        let asleep = Date(timeIntervalSinceNow: 2)
+        while Date() < asleep, ProcFiles.status(pid: pid)?.state != "S" { usleep(5000) }
+        // The round that sees the new process without a round in between: only the start time tells.
+        let round = sampler.sample(pids: [pid])
+        XCTAssertEqual(round.newProcesses.map(\.pid), [pid])
         let observations = sampler.observations()
-        XCTAssertEqual(observations.map(\.pid), [first.pid, second.pid])
+        XCTAssertEqual(observations.map(\.pid), [pid, pid])
         XCTAssertEqual(observations.map(\.exited), [true, false])
     }
 
@@ -341,7 +467,8 @@ final class ProcessSamplerTests: XCTestCase {
         let elapsed = clock.measure {
             for _ in 0..<rounds { sampler.sample(pids: pids) }
         }
-        let micros = (Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12)
+        let micros =
+            (Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12)
             / Double(rounds)
         print("ProcessSampler.sample of \(pids.count) processes: \(Int(micros)) µs per round")
         XCTAssertEqual(sampler.observations().count, 10)

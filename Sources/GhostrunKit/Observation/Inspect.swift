@@ -18,12 +18,19 @@ public struct InspectReport: Codable, Equatable, Sendable {
             return String(repeating: "0", count: max(0, 16 - digits.count)) + digits
         }
 
-        /// `(none)`, `(all 41)` when every capability the kernel knows is there, or the names.
+        /// `(none)`, `(all 41)` when every capability the kernel knows is there, `(all 41 except ...)` when
+        /// most are, or the names.
         var summary: String {
             let mask = UInt64(hex, radix: 16) ?? 0
             if mask == 0 { return "(none)" }
             let all = CapabilitySet.all.rawValue
-            if mask & all == all { return "(all \(CapabilitySet.all.numbers.count))" }
+            let total = CapabilitySet.all.numbers.count
+            if mask & all == all { return "(all \(total))" }
+            // A nearly full set reads better as what is missing: "all 41 except CAP_SYS_RESOURCE".
+            let missing = CapabilitySet(rawValue: all & ~mask).names
+            if missing.count < names.count && mask & ~all == 0 {
+                return "(all \(total) except " + missing.joined(separator: ", ") + ")"
+            }
             return "(" + names.joined(separator: ", ") + ")"
         }
     }
@@ -64,10 +71,22 @@ public struct InspectReport: Codable, Equatable, Sendable {
     public var seccompFilters: Int
 
     enum CodingKeys: String, CodingKey {
-        case pid, ppid, name, comm, exe, state, stateDescription = "state_description", wchan, syscall,
-            syscallNumber = "syscall_number", threads, uid, gid, capInh = "cap_inh", capPrm = "cap_prm",
-            capEff = "cap_eff", capBnd = "cap_bnd", capAmb = "cap_amb", noNewPrivs = "no_new_privs",
-            seccompMode = "seccomp_mode", seccompFilters = "seccomp_filters"
+        case pid, ppid, name, comm, exe, state
+        case stateDescription = "state_description"
+        case wchan, syscall
+        case
+            syscallNumber = "syscall_number"
+        case threads, uid, gid
+        case capInh = "cap_inh"
+        case capPrm = "cap_prm"
+        case
+            capEff = "cap_eff"
+        case capBnd = "cap_bnd"
+        case capAmb = "cap_amb"
+        case noNewPrivs = "no_new_privs"
+        case
+            seccompMode = "seccomp_mode"
+        case seccompFilters = "seccomp_filters"
     }
 
     /// Builds the report from parsed status plus the other files; pure, so it can be tested on recorded text.
@@ -123,7 +142,9 @@ public struct InspectReport: Codable, Equatable, Sendable {
     public func text() -> String {
         func ids(_ values: [UInt32]) -> String { values.map(String.init).joined(separator: " ") }
         var seccompText = seccompMode
-        if seccompMode == "filter" { seccompText += " (\(seccompFilters) \(seccompFilters == 1 ? "filter" : "filters"))" }
+        if seccompMode == "filter" {
+            seccompText += " (\(seccompFilters) \(seccompFilters == 1 ? "filter" : "filters"))"
+        }
         var syscallText = syscall ?? "-"
         if let syscallNumber { syscallText += " (\(syscallNumber))" }
         let rows: [(String, String)] = [

@@ -19,14 +19,21 @@ public struct AuditRecord: Equatable, Sendable {
     /// The filter's return value as logged (action bits; the kernel drops the data bits).
     public var code: UInt32
     /// Kernel timestamp in microseconds of CLOCK_MONOTONIC; nil for audit.log lines, which have wall time only.
+    /// For records read from netlink it is derived from the record's coarse wall time (a few ms early).
     public var kernelTimeUsec: UInt64?
     /// `kill-process`, `kill-thread`, `trap`, `errno`, `user-notif`, `trace`, `log`, `allow`.
     public var action: String
+    /// The audit serial of `audit(SECONDS.MILLIS:SERIAL)`: the same record read from two sources has the same one.
+    public var serial: UInt64?
+    /// The wall-clock time of `audit(SECONDS.MILLIS:SERIAL)` in milliseconds since the epoch.
+    public var wallTimeMs: UInt64?
 
     public init(
         pid: Int32, comm: String, exe: String?, syscallNumber: Int, arch: UInt32? = nil, signal: Int, code: UInt32,
-        kernelTimeUsec: UInt64?
+        kernelTimeUsec: UInt64?, serial: UInt64? = nil, wallTimeMs: UInt64? = nil
     ) {
+        self.serial = serial
+        self.wallTimeMs = wallTimeMs
         self.pid = pid
         self.comm = comm
         self.exe = exe
@@ -87,10 +94,28 @@ public struct AuditRecord: Equatable, Sendable {
             let codeText = fields["code"], let code = hexNumber(codeText)
         else { return nil }
         let exe = fields["exe"].map(untrusted)
-        return AuditRecord(
+        var record = AuditRecord(
             pid: pid, comm: fields["comm"].map(untrusted) ?? "", exe: exe == "(null)" ? nil : exe,
-            syscallNumber: syscall, arch: fields["arch"].flatMap(hexNumber), signal: fields["sig"].flatMap({ Int($0) }) ?? 0,
-            code: code, kernelTimeUsec: kernelTime)
+            syscallNumber: syscall, arch: fields["arch"].flatMap(hexNumber),
+            signal: fields["sig"].flatMap({ Int($0) }) ?? 0, code: code, kernelTimeUsec: kernelTime)
+        // "audit(1795279813.274:2):" — seconds.millis:serial.
+        if let stamp = text.range(of: "audit("), let end = text[stamp.upperBound...].firstIndex(of: ")") {
+            let parts = text[stamp.upperBound..<end].split(separator: ":")
+            if parts.count == 2 {
+                record.serial = UInt64(parts[1])
+                let time = parts[0].split(separator: ".")
+                if time.count == 2, let seconds = UInt64(time[0]), let millis = UInt64(time[1]) {
+                    record.wallTimeMs = seconds * 1000 + millis
+                }
+            }
+        }
+        return record
+    }
+
+    /// Parses the payload of a NETLINK_AUDIT message (`audit(...): auid=...`) of the given message type.
+    static func parse(netlinkType: UInt16, payload: String) -> AuditRecord? {
+        guard netlinkType == 1326 else { return nil }
+        return parse(line: "type=1326 msg=" + payload)
     }
 
     /// `key=value` and `key="quoted value"` pairs.
@@ -148,7 +173,9 @@ extension AuditRecord {
         let name = Self.syscallName(number: syscallNumber, arch: arch) ?? "syscall_\(syscallNumber)"
         var timeMs = 0
         if let kernelTimeUsec {
-            timeMs = Int((Int64(bitPattern: kernelTimeUsec) - Int64(bitPattern: runStartKernelUsec)) / 1000)
+            // Clamped: a netlink record's time comes from the kernel's coarse wall clock and may read a
+            // few milliseconds early, but a run's denial cannot precede the run.
+            timeMs = max(0, Int((Int64(bitPattern: kernelTimeUsec) - Int64(bitPattern: runStartKernelUsec)) / 1000))
         }
         return Denial(
             pid: pid, comm: comm, exe: exe, syscall: name, syscallNumber: syscallNumber, action: action,
@@ -181,8 +208,9 @@ public final class AuditSubscription: @unchecked Sendable {
     private let condition = NSCondition()
     private var records: [AuditRecord] = []
     private var cancelled = false
-    /// Records stamped before this were written before the subscription and read late by the reader.
-    let startUsec: UInt64
+    /// CLOCK_MONOTONIC (µs) at subscription: records stamped before it were written before the
+    /// subscription and read late by the reader, and are dropped. Also a run start for `denial(runStartKernelUsec:)`.
+    public let startUsec: UInt64
 
     init(log: KernelAuditLog, startUsec: UInt64) {
         self.log = log
@@ -193,7 +221,9 @@ public final class AuditSubscription: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard !cancelled else { return }
-        if let time = record.kernelTimeUsec, time < startUsec { return }
+        // Netlink records are placed on the clock by the kernel's coarse wall clock (one jiffy, up to
+        // 10 ms, behind): allow for that.
+        if let time = record.kernelTimeUsec, time + 20_000 < startUsec { return }
         records.append(record)
         condition.broadcast()
     }
@@ -214,8 +244,9 @@ public final class AuditSubscription: @unchecked Sendable {
     /// syscall was denied: a runner that saw its process die of SIGSYS waits here for the record.
     @discardableResult
     public func wait(timeout: Duration, for predicate: (AuditRecord) -> Bool) -> Bool {
-        let deadline = Date(timeIntervalSinceNow: Double(timeout.components.seconds)
-            + Double(timeout.components.attoseconds) / 1e18)
+        let deadline = Date(
+            timeIntervalSinceNow: Double(timeout.components.seconds)
+                + Double(timeout.components.attoseconds) / 1e18)
         log.catchUp()
         condition.lock()
         defer { condition.unlock() }
@@ -238,48 +269,109 @@ public final class AuditSubscription: @unchecked Sendable {
     deinit { log.remove(self) }
 }
 
-/// Reads seccomp audit records from `/dev/kmsg` on a background thread.
+/// Reads seccomp audit records on a background thread.
+///
+/// Two sources, both read when available, with records deduplicated by their audit serial:
+/// - the NETLINK_AUDIT read-log multicast group (needs CAP_AUDIT_READ): every record, never rate-limited;
+/// - `/dev/kmsg` (needs root or CAP_SYSLOG): records stamped with the monotonic clock, but printed through
+///   `printk_ratelimit()` when no audit daemon runs, so under load (10 per 5 s) the kernel drops records
+///   with "kauditd_printk_skb: N callbacks suppressed".
 ///
 /// Opened lazily on first use and positioned at the end, so records from before ghostrun started are
 /// skipped. The thread blocks in poll(2) while nothing is logged and does not keep the process alive.
 public final class KernelAuditLog: @unchecked Sendable {
     /// The process-wide reader.
-    public static let shared = KernelAuditLog(path: "/dev/kmsg")
+    public static let shared = KernelAuditLog(kmsgPath: "/dev/kmsg", netlink: true)
 
-    /// Whether records can be read (root or CAP_SYSLOG, and a kernel with /dev/kmsg).
-    public var isAvailable: Bool { fd >= 0 }
-    /// Why records cannot be read, with what to do about it.
-    public let unavailableReason: String?
+    /// Whether records can be read from at least one source.
+    public var isAvailable: Bool { kmsgFD >= 0 || netlinkFD >= 0 }
+    /// Why records cannot be read, with what to do about it; nil when available.
+    public var unavailableReason: String? { isAvailable ? nil : sourceProblems.joined(separator: "; ") }
+    /// The sources being read: `netlink`, `kmsg`.
+    public var sources: [String] { (netlinkFD >= 0 ? ["netlink"] : []) + (kmsgFD >= 0 ? ["kmsg"] : []) }
+    /// Why a source could not be opened, for `ghostrun doctor`.
+    public let sourceProblems: [String]
 
-    private let fd: Int32
+    private let kmsgFD: Int32
+    private let netlinkFD: Int32
     private let lock = NSLock()
     private var subscribers: [ObjectIdentifier: Weak] = [:]
-    /// Serializes reading the fd between the reader thread and `catchUp`.
+    /// Serializes reading the fds between the reader thread and `catchUp`; guards the serials below.
     private let readLock = NSLock()
+    private var recentSerials = Set<UInt64>()
+    private var serialOrder: [UInt64] = []
 
     private struct Weak {
         weak var subscription: AuditSubscription?
     }
 
-    init(path: String) {
-        let opened = ProcFiles.retryingEINTR { open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+    init(kmsgPath: String, netlink: Bool) {
+        var problems: [String] = []
+        let opened = ProcFiles.retryingEINTR { open(kmsgPath, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
         if opened < 0 {
             let code = errno
-            fd = -1
-            var reason = "cannot open \(path): \(String(cString: strerror(code)))"
+            var reason = "cannot open \(kmsgPath): \(String(cString: strerror(code)))"
             if code == EPERM || code == EACCES {
                 reason += " (reading kernel records needs root or CAP_SYSLOG; check kernel.dmesg_restrict)"
             }
-            unavailableReason = reason
-            return
+            problems.append(reason)
+        } else {
+            lseek(opened, 0, SEEK_END)
         }
-        fd = opened
-        unavailableReason = nil
-        lseek(fd, 0, SEEK_END)
+        kmsgFD = opened
+        if netlink {
+            switch Self.openNetlink() {
+            case .success(let fd): netlinkFD = fd
+            case .failure(let problem):
+                netlinkFD = -1
+                problems.append(problem.description)
+            }
+        } else {
+            netlinkFD = -1
+        }
+        sourceProblems = problems
+        guard kmsgFD >= 0 || netlinkFD >= 0 else { return }
         let thread = Thread { [self] in self.run() }
-        thread.name = "ghostrun-kmsg"
+        thread.name = "ghostrun-audit"
         thread.stackSize = 256 * 1024
         thread.start()
+    }
+
+    /// Joins the audit read-log multicast group (AUDIT_NLGRP_READLOG).
+    private static func openNetlink() -> Result<Int32, NetlinkProblem> {
+        let netlinkAudit: Int32 = 9
+        let fd = socket(
+            AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+            netlinkAudit)
+        guard fd >= 0 else {
+            return .failure(NetlinkProblem("cannot open a NETLINK_AUDIT socket: \(String(cString: strerror(errno)))"))
+        }
+        // A flood of records from other runs must not overflow the socket before the thread reads it.
+        var size: Int32 = 4 * 1024 * 1024
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        // struct sockaddr_nl { sa_family_t nl_family; unsigned short nl_pad; __u32 nl_pid; __u32 nl_groups; },
+        // which Glibc does not import into Swift: filled byte by byte.
+        var address = [UInt8](repeating: 0, count: 12)
+        address.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: UInt16(AF_NETLINK), toByteOffset: 0, as: UInt16.self)
+            raw.storeBytes(of: UInt32(1), toByteOffset: 8, as: UInt32.self)  // group 1 = AUDIT_NLGRP_READLOG
+        }
+        let bound = address.withUnsafeBytes { raw in
+            bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+        }
+        guard bound == 0 else {
+            let code = errno
+            close(fd)
+            var reason = "cannot join the audit multicast group: \(String(cString: strerror(code)))"
+            if code == EPERM { reason += " (needs CAP_AUDIT_READ in the initial user and network namespace)" }
+            return .failure(NetlinkProblem(reason))
+        }
+        return .success(fd)
+    }
+
+    struct NetlinkProblem: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
     }
 
     /// Starts collecting seccomp records written from now on. Call `cancel()` when done.
@@ -298,10 +390,12 @@ public final class KernelAuditLog: @unchecked Sendable {
     }
 
     private func run() {
-        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var descriptors = [kmsgFD, netlinkFD].filter { $0 >= 0 }.map {
+            pollfd(fd: $0, events: Int16(POLLIN), revents: 0)
+        }
         while true {
-            descriptor.revents = 0
-            let ready = poll(&descriptor, 1, -1)
+            for index in descriptors.indices { descriptors[index].revents = 0 }
+            let ready = poll(&descriptors, nfds_t(descriptors.count), -1)
             if ready < 0 {
                 if errno == EINTR { continue }
                 return
@@ -310,30 +404,87 @@ public final class KernelAuditLog: @unchecked Sendable {
         }
     }
 
-    /// Reads every record available now and hands the seccomp ones to the subscribers.
+    /// Reads every record available now from both sources and hands the seccomp ones to the subscribers.
     func catchUp() {
-        guard fd >= 0 else { return }
         readLock.lock()
         defer { readLock.unlock() }
-        // One read returns one record; a record is at most 8 KiB (CONSOLE_EXT_LOG_MAX).
+        // One read returns one kmsg record (at most 8 KiB, CONSOLE_EXT_LOG_MAX) or one netlink datagram.
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { raw in
-                ProcFiles.retryingEINTR { Glibc.read(fd, raw.baseAddress, raw.count) }
+        // Netlink first: it gets each record before printk does, and drops none.
+        if netlinkFD >= 0 {
+            while true {
+                let count = buffer.withUnsafeMutableBytes { raw in
+                    ProcFiles.retryingEINTR { recv(netlinkFD, raw.baseAddress, raw.count, 0) }
+                }
+                if count < 0 {
+                    // ENOBUFS: the socket overflowed and records were lost; the next recv continues.
+                    if errno == ENOBUFS { continue }
+                    break
+                }
+                if count < 16 { break }
+                deliver(netlinkMessage: buffer[0..<count])
             }
-            if count < 0 {
-                // EPIPE: the ring buffer overwrote records we had not read yet; the next read continues
-                // at the oldest record still there.
-                if errno == EPIPE { continue }
-                return
-            }
-            if count == 0 { return }
-            let text = String(decoding: buffer[0..<count], as: UTF8.self)
-            guard let record = AuditRecord.parse(line: text) else { continue }
-            lock.lock()
-            let targets = subscribers.values.compactMap(\.subscription)
-            lock.unlock()
-            for subscription in targets { subscription.deliver(record) }
         }
+        if kmsgFD >= 0 {
+            while true {
+                let count = buffer.withUnsafeMutableBytes { raw in
+                    ProcFiles.retryingEINTR { Glibc.read(kmsgFD, raw.baseAddress, raw.count) }
+                }
+                if count < 0 {
+                    // EPIPE: the ring buffer overwrote records we had not read yet; the next read continues
+                    // at the oldest record still there.
+                    if errno == EPIPE { continue }
+                    break
+                }
+                if count == 0 { break }
+                if let record = AuditRecord.parse(line: String(decoding: buffer[0..<count], as: UTF8.self)) {
+                    publish(record)
+                }
+            }
+        }
+    }
+
+    /// A datagram may hold several netlink messages: nlmsghdr { u32 len; u16 type; u16 flags; u32 seq; u32 pid }.
+    private func deliver(netlinkMessage bytes: ArraySlice<UInt8>) {
+        var offset = bytes.startIndex
+        while offset + 16 <= bytes.endIndex {
+            let length = bytes[offset..<offset + 4].enumerated().reduce(UInt32(0)) {
+                $0 | UInt32($1.element) << (8 * UInt32($1.offset))
+            }
+            let type = UInt16(bytes[offset + 4]) | UInt16(bytes[offset + 5]) << 8
+            let end = min(bytes.endIndex, offset + max(16, Int(length)))
+            let payload = String(decoding: bytes[(offset + 16)..<end].prefix(while: { $0 != 0 }), as: UTF8.self)
+            if var record = AuditRecord.parse(netlinkType: type, payload: payload) {
+                // Netlink records carry wall time only: placed on the monotonic clock by their age.
+                if let wall = record.wallTimeMs {
+                    var now = timespec()
+                    clock_gettime(CLOCK_REALTIME, &now)
+                    let nowMs = UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec) / 1_000_000
+                    let ageUsec = nowMs > wall ? (nowMs - wall) * 1000 : 0
+                    let monotonic = AuditRecord.kernelMonotonicNowUsec()
+                    record.kernelTimeUsec = monotonic > ageUsec ? monotonic - ageUsec : 0
+                }
+                publish(record)
+            }
+            // Messages are padded to 4 bytes (NLMSG_ALIGN).
+            offset += (max(16, Int(length)) + 3) & ~3
+        }
+    }
+
+    /// Hands a record to every subscriber once, however many sources delivered it. Called under `readLock`.
+    private func publish(_ record: AuditRecord) {
+        if let serial = record.serial {
+            guard recentSerials.insert(serial).inserted else { return }
+            serialOrder.append(serial)
+            if serialOrder.count > 4096 {
+                let dropped = serialOrder.prefix(1024)
+                serialOrder.removeFirst(1024)
+                recentSerials.subtract(dropped)
+            }
+        }
+        lock.lock()
+        let targets = subscribers.values.compactMap(\.subscription)
+        lock.unlock()
+        for subscription in targets { subscription.deliver(record) }
     }
 }

@@ -68,7 +68,8 @@ public enum ProcFiles {
                 case (UInt8(ascii: "S"), 5) where matches(key, "State"):
                     // "S (sleeping)": only the letter is kept; the words are the kernel's description of it.
                     status.state = value.first.map { String(UnicodeScalar($0)) } ?? ""
-                case (UInt8(ascii: "P"), 3) where matches(key, "Pid"): status.pid = Int32(truncatingIfNeeded: decimal(value))
+                case (UInt8(ascii: "P"), 3) where matches(key, "Pid"):
+                    status.pid = Int32(truncatingIfNeeded: decimal(value))
                 case (UInt8(ascii: "P"), 4) where matches(key, "PPid"):
                     status.ppid = Int32(truncatingIfNeeded: decimal(value))
                 case (UInt8(ascii: "U"), 3) where matches(key, "Uid"): status.uid = decimals(value)

@@ -30,15 +30,27 @@ public final class ProcessSampler {
         public var newProcesses: [NewProcess]
         /// Every live, non-zombie process is stopped (`T`) or in a tracing stop (`t`).
         public var allStoppedOrTraced: Bool
-        /// Some process sleeps in the freezer (`do_freezer_trap` for cgroup v2, `__refrigerator` for v1).
-        /// A frozen task shows State `S`, so the state letter alone cannot tell.
+        /// Some process sleeps in the freezer: see `isFrozen(state:wchan:)`. A task frozen by cgroup v2
+        /// shows State `S`, so the state letter alone cannot tell.
         public var anyFrozenWchan: Bool
         /// State letter of each live process.
         public var states: [Int32: String]
     }
 
-    /// Kernel functions a frozen task sleeps in.
+    /// Kernel functions only a frozen task sleeps in (older kernels, where they are not inlined).
     public static let freezerWchans: Set<String> = ["do_freezer_trap", "__refrigerator"]
+
+    /// Whether a task with this State and wchan is frozen, as far as `/proc` can tell.
+    ///
+    /// Measured on Linux 6.18: a task frozen by cgroup v2 (`cgroup.freeze`) is `S` in `get_signal`, where
+    /// `do_freezer_trap` is inlined; the only other sleeps in `get_signal` are job-control and ptrace stops,
+    /// which are `T` and `t`. A task frozen by the v1 freezer shows `D` with the wchan it slept in before
+    /// (the kernel's TASK_FROZEN since 6.1), which no wchan test can tell from disk sleep: read
+    /// `freezer.state` for v1.
+    public static func isFrozen(state: String, wchan: String?) -> Bool {
+        guard let wchan else { return false }
+        return freezerWchans.contains(wchan) || (state == "S" && wchan == "get_signal")
+    }
 
     private struct Record {
         var pid: Int32
@@ -72,6 +84,8 @@ public final class ProcessSampler {
 
     /// Samples the given processes (and their descendants); processes seen before but not found this
     /// round are marked exited.
+    ///
+    /// A process's state changes start with its state when first seen, so the list is its whole timeline.
     @discardableResult
     public func sample(pids: [Int32]) -> SampleRound {
         let elapsed = ContinuousClock.now - runStart
@@ -102,7 +116,7 @@ public final class ProcessSampler {
                 activeCount += 1
                 if observed.status.state == "T" || observed.status.state == "t" { stoppedCount += 1 }
             }
-            if let wchan = observed.wchan, Self.freezerWchans.contains(wchan) { round.anyFrozenWchan = true }
+            if Self.isFrozen(state: observed.status.state, wchan: observed.wchan) { round.anyFrozenWchan = true }
             if discoverDescendants {
                 for child in ProcFiles.children(pid: pid) where queued.insert(child).inserted {
                     queue.append(child)
