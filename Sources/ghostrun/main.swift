@@ -115,6 +115,7 @@ struct Run: ParsableCommand {
         Cleanup.sweepDead()
         Cleanup.startReaper(executable: CommandLine.executablePath)
 
+        let started = ContinuousClock.now
         let runner = ScenarioRunner(options: RunnerOptions(keepWork: keepWork))
         let matrix = MatrixRunner(runner: runner, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount)
         let interrupted = InterruptFlag()
@@ -141,7 +142,8 @@ struct Run: ParsableCommand {
         }
         print(TerminalReport.summary(results))
 
-        let runFile = RunFile(ghostrun: GhostrunVersion.current, host: HostFacts.current(), results: results)
+        let runFile = RunFile(ghostrun: GhostrunVersion.current, host: HostFacts.current(), results: results,
+                              harness: HarnessStats.current(wallMs: (ContinuousClock.now - started).milliseconds))
         do {
             if let json {
                 try JSONReport.encode(runFile).write(to: URL(fileURLWithPath: json))

@@ -221,10 +221,36 @@ public struct RunFile: Codable, Equatable, Sendable {
     public var ghostrun: String
     public var host: HostFacts
     public var results: [RunResult]
-    public init(ghostrun: String, host: HostFacts, results: [RunResult]) {
+    /// ghostrun's own cost for the whole run (its sampler, readers and setup; children excluded).
+    public var harness: HarnessStats?
+    public init(ghostrun: String, host: HostFacts, results: [RunResult], harness: HarnessStats? = nil) {
         self.ghostrun = ghostrun
         self.host = host
         self.results = results
+        self.harness = harness
+    }
+}
+
+/// CPU time of the ghostrun process itself (RUSAGE_SELF), for the overhead benchmark.
+public struct HarnessStats: Codable, Equatable, Sendable {
+    public var cpuUserMs: Int
+    public var cpuSystemMs: Int
+    public var wallMs: Int
+    enum CodingKeys: String, CodingKey {
+        case cpuUserMs = "cpu_user_ms", cpuSystemMs = "cpu_system_ms", wallMs = "wall_ms"
+    }
+    public init(cpuUserMs: Int, cpuSystemMs: Int, wallMs: Int) {
+        self.cpuUserMs = cpuUserMs
+        self.cpuSystemMs = cpuSystemMs
+        self.wallMs = wallMs
+    }
+
+    /// This process's CPU time so far.
+    public static func current(wallMs: Int) -> HarnessStats {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF, &usage)
+        func ms(_ t: timeval) -> Int { Int(t.tv_sec) * 1000 + Int(t.tv_usec) / 1000 }
+        return HarnessStats(cpuUserMs: ms(usage.ru_utime), cpuSystemMs: ms(usage.ru_stime), wallMs: wallMs)
     }
 }
 
