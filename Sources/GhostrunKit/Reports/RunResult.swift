@@ -248,7 +248,7 @@ public struct HarnessStats: Codable, Equatable, Sendable {
     /// This process's CPU time so far.
     public static func current(wallMs: Int) -> HarnessStats {
         var usage = rusage()
-        getrusage(RUSAGE_SELF, &usage)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         func ms(_ t: timeval) -> Int { Int(t.tv_sec) * 1000 + Int(t.tv_usec) / 1000 }
         return HarnessStats(cpuUserMs: ms(usage.ru_utime), cpuSystemMs: ms(usage.ru_stime), wallMs: wallMs)
     }
