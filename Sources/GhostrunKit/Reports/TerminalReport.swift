@@ -25,6 +25,12 @@ public enum TerminalReport {
             formatDuration(r.durationMs),
         ]
         if let evidence = keyEvidence(r) { parts.append(evidence) }
+        if let check = r.evidence.restrictionsConfirmed {
+            // The reviewer's question: was the policy really applied to every process?
+            let count = "\(check.checkedProcesses) process" + (check.checkedProcesses == 1 ? "" : "es")
+            parts.append(check.confirmed ? "policy confirmed on \(count)"
+                : paint("policy NOT confirmed: " + (check.mismatches.first ?? "no process sampled"), ANSI.red, color))
+        }
         var text = parts.joined(separator: "  ")
         if !r.failures.isEmpty {
             text += "  " + paint("[" + r.failures.joined(separator: "; ") + "]", ANSI.red, color)
