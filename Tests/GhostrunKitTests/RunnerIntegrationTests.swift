@@ -17,6 +17,18 @@ final class RunnerIntegrationTests: XCTestCase {
         return result
     }
 
+    /// `go build` of the hello program under one seccomp rule (a flow mapping such as `{syscalls: [x], action: trap}`).
+    private func buildUnderRule(_ name: String, _ rule: String) -> String {
+        """
+        name: \(name)
+        run: [go, build, -o, out/app, .]
+        sandbox:
+          seccomp:
+            rules:
+              - \(rule)
+        """ + "\n" + hello
+    }
+
     private let hello = """
         files:
           go.mod: |
@@ -41,14 +53,7 @@ final class RunnerIntegrationTests: XCTestCase {
 
     func testSeccompTrapCrashesStaticGoAndIsConfirmedOnEveryProcess() throws {
         let go = try TestToolchains.require(TestToolchains.static123, "go >= 1.23")
-        let result = try run("""
-            name: trap
-            run: [go, build, -o, out/app, .]
-            sandbox:
-              seccomp:
-                rules:
-                  - {syscalls: [pidfd_open], action: trap}
-            """ + "\n" + hello, on: go)
+        let result = try run(buildUnderRule("trap", "{syscalls: [pidfd_open], action: trap}"), on: go)
         XCTAssertEqual(result.outcome, .crash, result.summary)
         XCTAssertEqual(result.exitCode, 2)
         XCTAssertTrue(result.stderrTail.contains("SIGSYS"), result.stderrTail)
@@ -61,14 +66,7 @@ final class RunnerIntegrationTests: XCTestCase {
     func testSeccompKillIsSignaledWithAuditEvidence() throws {
         let go = try TestToolchains.require(TestToolchains.static123, "go >= 1.23")
         try requireHost(KernelAuditLog.shared.isAvailable, "/dev/kmsg not readable")
-        let result = try run("""
-            name: kill
-            run: [go, build, -o, out/app, .]
-            sandbox:
-              seccomp:
-                rules:
-                  - {syscalls: [pidfd_open], action: kill-process}
-            """ + "\n" + hello, on: go)
+        let result = try run(buildUnderRule("kill", "{syscalls: [pidfd_open], action: kill-process}"), on: go)
         XCTAssertEqual(result.outcome, .signaled, result.summary)
         XCTAssertEqual(result.signal, "SIGSYS")
         XCTAssertNil(result.exitCode)
@@ -79,14 +77,7 @@ final class RunnerIntegrationTests: XCTestCase {
 
     func testSeccompErrnoLetsGoFallBack() throws {
         let go = try TestToolchains.require(TestToolchains.static123, "go >= 1.23")
-        let result = try run("""
-            name: errno
-            run: [go, build, -o, out/app, .]
-            sandbox:
-              seccomp:
-                rules:
-                  - {syscalls: [pidfd_open], action: errno, errno: EPERM}
-            """ + "\n" + hello, on: go)
+        let result = try run(buildUnderRule("errno", "{syscalls: [pidfd_open], action: errno, errno: EPERM}"), on: go)
         XCTAssertEqual(result.outcome, .ok, result.summary)
     }
 
@@ -196,14 +187,7 @@ final class RunnerIntegrationTests: XCTestCase {
 
     func testClone3EpermCrashesCgoLinkedGo() throws {
         let go = try TestToolchains.require(TestToolchains.debian, "Debian golang-go")
-        let result = try run("""
-            name: clone3
-            run: [go, build, -o, out/app, .]
-            sandbox:
-              seccomp:
-                rules:
-                  - {syscalls: [clone3], action: errno, errno: EPERM}
-            """ + "\n" + hello, on: go)
+        let result = try run(buildUnderRule("clone3", "{syscalls: [clone3], action: errno, errno: EPERM}"), on: go)
         XCTAssertEqual(result.outcome, .crash, result.summary)
         XCTAssertTrue(result.stderrTail.contains("pthread_create failed"), result.stderrTail)
     }

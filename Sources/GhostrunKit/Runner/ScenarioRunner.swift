@@ -96,10 +96,11 @@ public final class ScenarioRunner: @unchecked Sendable {
         if let constraint = scenario.goConstraint, !constraint.allows(toolchain.version) {
             result = skipped(scenario, toolchain, reason: "go \(toolchain.label) does not satisfy go: \"\(constraint)\"")
         } else if !scenario.faults.isEmpty || scenario.trace != .off {
-            result = unsupportedHost(scenario, toolchain,
+            // Not a host limitation: this version lacks the feature, so even GHOSTRUN_REQUIRE_HOST=1 only skips.
+            result = skipped(scenario, toolchain,
                 reason: "faults/trace need the seccomp user-notification supervisor, which this ghostrun version does not have yet")
         } else if scenario.sandbox.seccomp?.profile != nil {
-            result = unsupportedHost(scenario, toolchain,
+            result = skipped(scenario, toolchain,
                 reason: "sandbox.seccomp.profile (OCI/Docker profile files) is not supported by this ghostrun version yet")
         } else {
             result = execute(scenario, toolchain: toolchain)
@@ -108,21 +109,11 @@ public final class ScenarioRunner: @unchecked Sendable {
         return result
     }
 
-    private func base(_ scenario: Scenario, _ toolchain: Toolchain, outcome: Outcome, summary: String) -> RunResult {
-        var result = RunResult(name: scenario.name, goVersion: toolchain.label, outcome: outcome, summary: summary)
-        result.goPath = toolchain.goBinary
-        result.scenarioFile = scenario.location.file
-        result.scenarioLine = scenario.location.line
-        result.tags = scenario.tags
-        if let expect = scenario.expect { result.expected = ExpectedJSON(expect) }
-        return result
-    }
-
     private func skipped(_ scenario: Scenario, _ toolchain: Toolchain, reason: String) -> RunResult {
-        var result = base(scenario, toolchain, outcome: .skipped, summary: "skipped: \(reason)")
-        result.reason = reason
-        result.passed = scenario.expect == nil ? nil : true
-        return result
+        ResultBuilder.skipped(
+            name: scenario.name, goVersion: toolchain.label, reason: reason, goPath: toolchain.goBinary,
+            scenarioFile: scenario.location.file, scenarioLine: scenario.location.line, tags: scenario.tags,
+            expectation: scenario.expect)
     }
 
     /// The host (or this version) lacks a feature: skipped, or a harness error when CI requires the host.
@@ -132,11 +123,10 @@ public final class ScenarioRunner: @unchecked Sendable {
     }
 
     private func harnessError(_ scenario: Scenario, _ toolchain: Toolchain, message: String) -> RunResult {
-        var result = base(scenario, toolchain, outcome: .harnessError, summary: "harness error: \(message)")
-        result.reason = message
-        result.passed = false
-        result.failures = ["harness-error: \(message)"]
-        return result
+        ResultBuilder.harnessError(
+            name: scenario.name, goVersion: toolchain.label, reason: message, goPath: toolchain.goBinary,
+            scenarioFile: scenario.location.file, scenarioLine: scenario.location.line, tags: scenario.tags,
+            expectation: scenario.expect)
     }
 
     // MARK: - The run
