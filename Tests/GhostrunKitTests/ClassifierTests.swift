@@ -6,6 +6,27 @@ final class ClassifierTests: XCTestCase {
     // MARK: crash
 
     /// Catalog row 1: Go 1.23 under a pidfd_open trap (golang/go#69065).
+    /// Recorded from the pids-max scenario on go 1.23.4: the traceback is `go tool compile -V=full`'s, relayed
+    /// by the go command, which then names the tool.
+    func testThreadCreationFailureRelayedForGoToolIsCrashInThatTool() {
+        let stderr = """
+            runtime: failed to create new OS thread (have 3 already; errno=11)
+            runtime: may need to increase max user processes (ulimit -u)
+            fatal error: newosproc
+
+            goroutine 0 gp=0x7a4f40 m=0 mp=0x7a5ba0 [idle]:
+            runtime.throw({0x6a8d2f?, 0x0?})
+            	runtime/panic.go:1067 +0x48 fp=0x7ffd5e2fd7b8 sp=0x7ffd5e2fd788 pc=0x47d608
+            runtime.newosproc(0xc000082008)
+            	runtime/os_linux.go:188 +0x1b9 fp=0x7ffd5e2fd860 sp=0x7ffd5e2fd7b8 pc=0x441639
+            go: error obtaining buildID for go tool compile: exit status 2
+
+            """
+        let c = Classifier.classify(Recorded.exited(1, stderr: stderr))
+        XCTAssertEqual(c.outcome, .crash)
+        XCTAssertEqual(c.failingProcess, "compile")
+    }
+
     func testGo123SigsysTracebackIsCrashInGo() {
         let stderr = """
             SIGSYS: bad system call

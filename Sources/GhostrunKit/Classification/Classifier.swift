@@ -221,6 +221,14 @@ public enum Classifier {
             return "a tool building \(header.dropFirst(2))"
         }
         if StderrReading.endsWithExitStatusEcho(o.stderr) { return programName(o) ?? "the program go ran" }
+        // `go: error obtaining buildID for go tool compile: exit status 2` follows the traceback of
+        // `go tool compile -V=full`, which the go command ran to fingerprint the tool.
+        if let relay = StderrReading.lines(o.stderr).last(where: { $0.contains("for go tool ") }),
+            let range = relay.range(of: "for go tool ")
+        {
+            let tool = relay[range.upperBound...].prefix(while: { $0.isLetter || $0.isNumber })
+            if !tool.isEmpty { return String(tool) }
+        }
         if death.headline.hasPrefix("SIGSYS"),
             let trap = o.denials.sorted(by: { $0.timeMs < $1.timeMs }).first(where: { $0.action == "trap" })
         {

@@ -212,7 +212,9 @@ extension ScenarioRunner {
 
         var observation = RunObservation(
             termination: termination!, durationMs: (end - start).milliseconds, stdout: stdout.text,
-            stderr: stderr.text, successArtifact: plan.successArtifact,
+            stderr: stderr.text,
+            // Shown to people: say $WORK rather than this run's temporary path.
+            successArtifact: plan.successArtifact.map { $0.replacingOccurrences(of: work.work, with: "$WORK") },
             artifactExists: plan.successArtifact.map { FileManager.default.fileExists(atPath: $0) },
             successStdout: scenario.success.stdout, processes: sampler.observations(),
             denials: denials.sorted { $0.timeMs < $1.timeMs },
