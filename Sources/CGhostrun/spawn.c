@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,6 +94,11 @@ __attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, 
         if (write(c->cgroup_fds[i], "0", 1) != 1) child_fail(report_fd, "join-cgroup");
     }
 
+    // Move the listener socket out of the way before rlimits can forbid high descriptors.
+    if (c->listener_socket >= 0 && c->listener_socket != c->listener_socket_target) {
+        if (dup3(c->listener_socket, c->listener_socket_target, O_CLOEXEC) < 0) child_fail(report_fd, "listener-socket");
+    }
+
     int fds[3] = {c->stdin_fd, c->stdout_fd, c->stderr_fd};
     for (int i = 0; i < 3; i++) {
         if (fds[i] >= 0 && fds[i] != i && dup2(fds[i], i) < 0) child_fail(report_fd, "dup2");
@@ -149,8 +155,27 @@ __attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, 
 
     if (c->filter != NULL) {
         struct sock_fprog program = {.len = c->filter_len, .filter = (struct sock_filter *)c->filter};
-        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, c->seccomp_flags, &program) < 0) {
-            child_fail(report_fd, "seccomp");
+        long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, c->seccomp_flags, &program);
+        if (listener < 0) child_fail(report_fd, "seccomp");
+        if ((c->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) != 0 && c->listener_socket >= 0) {
+            // The filter lets exactly this sendmsg through (fd == listener_socket_target). Once sent, the listener
+            // lives on in the socket even after exec closes this copy.
+            char byte = 'L';
+            struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+            union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+            } control;
+            memset(&control, 0, sizeof control);
+            struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                                 .msg_controllen = sizeof control.buf};
+            struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+            cmsg->cmsg_level = SOL_SOCKET;
+            cmsg->cmsg_type = SCM_RIGHTS;
+            cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+            int fd = (int)listener;
+            memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
+            if (sendmsg(c->listener_socket_target, &msg, 0) != 1) child_fail(report_fd, "send-listener");
         }
         if (hold_sys_admin && apply_capsets(c->cap_effective, c->cap_permitted, c->cap_inheritable) != 0) {
             child_fail(report_fd, "capset-after-seccomp");

@@ -56,7 +56,38 @@ typedef struct ghostrun_spawn_config {
     const ghostrun_bpf_insn *filter;  ///< seccomp filter, or NULL
     unsigned short filter_len;
     unsigned int seccomp_flags;
+
+    /// User notification: when `seccomp_flags` has SECCOMP_FILTER_FLAG_NEW_LISTENER, the listener fd is sent with
+    /// SCM_RIGHTS over `listener_socket`, first moved to `listener_socket_target` (a high fd number the filter
+    /// lets sendmsg through on, so the hand-over is never itself notified). -1 when unused.
+    int listener_socket;
+    int listener_socket_target;
 } ghostrun_spawn_config;
+
+/// One seccomp user notification, copied out of the kernel's struct.
+typedef struct ghostrun_notification {
+    uint64_t id;
+    int32_t pid;
+    int32_t nr;
+    uint64_t args[6];
+} ghostrun_notification;
+
+/// SECCOMP_GET_NOTIF_SIZES; returns 0 or -errno.
+int ghostrun_notify_sizes(int *notif_size, int *resp_size);
+/// SECCOMP_IOCTL_NOTIF_RECV into `buffer` (of the kernel's notif size); returns 0 or -errno.
+int ghostrun_notify_receive(int listener, void *buffer, int buffer_size, ghostrun_notification *out);
+/// SECCOMP_IOCTL_NOTIF_SEND: `allow` continues the syscall in the kernel, otherwise it fails with `error`.
+int ghostrun_notify_respond(int listener, void *buffer, int buffer_size, uint64_t id, int32_t error, int allow);
+/// SECCOMP_IOCTL_NOTIF_ID_VALID: whether the notifying task is still waiting (its memory was really its own).
+int ghostrun_notify_id_valid(int listener, uint64_t id);
+/// poll(2) on the listener: 1 readable, 0 timeout, -EPIPE when no task uses the filter any more.
+int ghostrun_notify_wait(int listener, int timeout_ms);
+/// Reads a NUL-terminated string from another process with process_vm_readv; returns its length or -errno.
+long ghostrun_read_remote_string(int pid, uint64_t address, char *buffer, int size);
+/// Receives one fd sent with SCM_RIGHTS; returns it, or -errno (-ETIMEDOUT).
+int ghostrun_receive_fd(int socket_fd, int timeout_ms);
+/// socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC).
+int ghostrun_socketpair(int fds[2]);
 
 /// Forks and execs according to `config`. Returns 0 and sets `*pid_out` when execve succeeded.
 /// On failure returns the errno and copies the failing step's name into `step_out`; if the

@@ -92,8 +92,15 @@ public struct Denial: Codable, Equatable, Sendable {
     public var timeMs: Int
     /// Where the record came from: `audit` or `supervisor`.
     public var source: String
+    /// The toolchain component (`go`, `compile`, `link`, `program`, ...) when the supervisor saw the call.
+    public var role: String?
+    /// The decoded path argument of a file syscall, when the supervisor read it.
+    public var path: String?
     public init(pid: Int32, comm: String, exe: String? = nil, syscall: String, syscallNumber: Int? = nil,
-                action: String, errno: String? = nil, signal: Int? = nil, timeMs: Int, source: String) {
+                action: String, errno: String? = nil, signal: Int? = nil, timeMs: Int, source: String,
+                role: String? = nil, path: String? = nil) {
+        self.role = role
+        self.path = path
         self.pid = pid
         self.comm = comm
         self.exe = exe
@@ -192,6 +199,8 @@ public struct RunObservation: Codable, Equatable, Sendable {
     /// Whether the CPU time of the run's processes kept moving in the last hang window.
     public var cpuMovingAtEnd: Bool
     public var rootPid: Int32
+    /// What the supervisor saw, when the scenario traced or injected faults.
+    public var trace: TraceSummary?
     public init(termination: Termination, durationMs: Int, stdout: String, stderr: String,
                 successArtifact: String? = nil, artifactExists: Bool? = nil, successStdout: String? = nil,
                 processes: [ProcessObservation] = [], denials: [Denial] = [], cgroup: CgroupObservation? = nil,

@@ -101,6 +101,7 @@ public enum ResultBuilder {
         evidence.denials = sortedDenials(o.denials)
         evidence.firstDenial = firstDenial(o.denials)
         evidence.cgroup = o.cgroup
+        evidence.trace = o.trace
         evidence.hangSnapshots = o.hangSnapshots
         evidence.goroutineDump = o.goroutineDump
         evidence.restrictionsConfirmed = confirmRestrictions(o.processes, requested: requested)

@@ -119,9 +119,11 @@ public struct Evidence: Codable, Equatable, Sendable {
     public var goroutineDump: String?
     /// Whether every process seen ran with the Seccomp mode and CapEff the scenario asked for.
     public var restrictionsConfirmed: RestrictionCheck?
+    /// Per-role and per-process syscall counts from the supervisor (`trace:` or `faults:` scenarios).
+    public var trace: TraceSummary?
     enum CodingKeys: String, CodingKey {
         case processes, denials, firstDenial = "first_denial", cgroup, hangSnapshots = "hang_snapshots",
-            goroutineDump = "goroutine_dump", restrictionsConfirmed = "restrictions_confirmed"
+            goroutineDump = "goroutine_dump", restrictionsConfirmed = "restrictions_confirmed", trace
     }
     public init() {}
     public func encode(to encoder: Encoder) throws {
@@ -133,6 +135,7 @@ public struct Evidence: Codable, Equatable, Sendable {
         try c.encode(hangSnapshots, forKey: .hangSnapshots)
         try c.encodeIfPresent(goroutineDump, forKey: .goroutineDump)
         try c.encodeIfPresent(restrictionsConfirmed, forKey: .restrictionsConfirmed)
+        try c.encodeIfPresent(trace, forKey: .trace)
     }
 }
 

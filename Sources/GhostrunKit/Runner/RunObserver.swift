@@ -40,6 +40,55 @@ struct FreezeSchedule {
     var isHolding: Bool { frozenAt != nil }
 }
 
+/// Receives the listener from the child and runs the supervisor, starting before spawn so that nothing the
+/// child does between loading its filter and exec can wait on an absent supervisor.
+final class SupervisorStart: @unchecked Sendable {
+    private let socket: Int32
+    private let plan: SupervisorPlan
+    private let runStart: ContinuousClock.Instant
+    private let ready = DispatchSemaphore(value: 0)
+    private var supervisor: Supervisor?
+    private var failure: String?
+
+    init(socket: Int32, plan: SupervisorPlan, runStart: ContinuousClock.Instant) {
+        self.socket = socket
+        self.plan = plan
+        self.runStart = runStart
+    }
+
+    func begin() {
+        let thread = Thread { [self] in
+            // The child sends the listener right after loading its filter; a spawn that fails earlier closes the
+            // socket (every copy of the child's end is gone) and the receive ends with EPIPE.
+            let fd = ghostrun_receive_fd(socket, 30_000)
+            if fd >= 0 {
+                do {
+                    let supervisor = try Supervisor(listener: fd, plan: plan, runStart: runStart)
+                    supervisor.startThread()
+                    self.supervisor = supervisor
+                } catch {
+                    close(fd)
+                    failure = "\(error)"
+                }
+            } else {
+                failure = "no listener received: \(String(cString: strerror(-fd)))"
+            }
+            ready.signal()
+        }
+        thread.name = "ghostrun-listener"
+        thread.start()
+    }
+
+    /// Stops the supervisor (call once the tree is gone) and returns what it saw.
+    func finish() -> (trace: TraceSummary?, denials: [Denial], failure: String?) {
+        ready.wait()
+        close(socket)
+        guard let supervisor else { return (nil, [], failure) }
+        let seen = supervisor.stop()
+        return (seen.trace, seen.denials, nil)
+    }
+}
+
 extension ScenarioRunner {
     /// Spawns the go command into the run's cgroup and watches it until it ends or hangs.
     func observe(_ scenario: Scenario, plan: PreparedRun, cgroup: RunCgroup, work: WorkDirectory,
@@ -61,14 +110,27 @@ extension ScenarioRunner {
         let start = ContinuousClock.now
         let sampler = ProcessSampler(runStart: start)
 
+        // User notification: the child sends its listener over a socket while it is still between fork and
+        // exec, and execve itself may be notified, so the supervisor must be answering before spawn returns.
+        var supervisorStart: SupervisorStart?
+        if let supervisorPlan = plan.supervisor {
+            var sockets: [Int32] = [-1, -1]
+            guard ghostrun_socketpair(&sockets) == 0 else { throw SpawnError(step: "socketpair", errno: errno) }
+            spawn.listenerSocket = sockets[1]
+            supervisorStart = SupervisorStart(socket: sockets[0], plan: supervisorPlan, runStart: start)
+            supervisorStart?.begin()
+        }
         let pid: pid_t
         do {
             pid = try Spawner.spawn(spawn)
         } catch {
             stdout.closeWriteEnd()
             stderr.closeWriteEnd()
+            if spawn.listenerSocket >= 0 { close(spawn.listenerSocket) }
+            _ = supervisorStart?.finish()
             throw error
         }
+        if spawn.listenerSocket >= 0 { close(spawn.listenerSocket) }
         stdout.closeWriteEnd()
         stderr.closeWriteEnd()
         stdout.start()
@@ -95,7 +157,8 @@ extension ScenarioRunner {
         func collectDenials() {
             guard let audit else { return }
             let exclusiveGoroot = ActiveRuns.shared.runsUsing(goroot: toolchain.goroot) <= 1
-            for record in audit.drain() {
+            // user-notif records only repeat what the supervisor saw first-hand.
+            for record in audit.drain() where record.action != "user-notif" {
                 let exe = record.exe ?? ""
                 let ours = seenPids.contains(record.pid) || exe.hasPrefix(work.root)
                     || (exclusiveGoroot && exe.hasPrefix(toolchain.goroot))
@@ -198,6 +261,15 @@ extension ScenarioRunner {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         stdout.waitForEnd(timeout: 2)
         stderr.waitForEnd(timeout: 2)
+        var trace: TraceSummary?
+        if let supervisorStart {
+            let seen = supervisorStart.finish()
+            trace = seen.trace
+            denials += seen.denials
+            if let failure = seen.failure {
+                events.append(CgroupEvent(timeMs: ms(end), event: "supervisor-failed", detail: failure))
+            }
+        }
         // Kernel audit records arrive through printk asynchronously.
         if audit != nil {
             usleep(50_000)
@@ -223,6 +295,7 @@ extension ScenarioRunner {
                                       oomKills: oomKills),
             hangSnapshots: snapshots, goroutineDump: goroutineDump, cpuMovingAtEnd: cpuMovingAtEnd, rootPid: pid)
         observation.expectArtifactExists = plan.expectArtifact.map { FileManager.default.fileExists(atPath: $0) }
+        observation.trace = trace
         return observation
     }
 

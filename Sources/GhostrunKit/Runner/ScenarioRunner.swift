@@ -11,6 +11,8 @@ public struct RunnerOptions: Sendable {
     /// Shortest and longest sampling intervals: fast at first (short-lived processes), slower later.
     public var minimumInterval: Duration
     public var maximumInterval: Duration
+    /// `--trace-out FILE`: every notified call as a JSON line (one run at a time writes it).
+    public var traceOut: String?
 
     public init(hierarchies: CgroupHierarchies = .discover(),
                 requireHost: Bool = ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1",
@@ -95,10 +97,6 @@ public final class ScenarioRunner: @unchecked Sendable {
         var result: RunResult
         if let constraint = scenario.goConstraint, !constraint.allows(toolchain.version) {
             result = skipped(scenario, toolchain, reason: "go \(toolchain.label) does not satisfy go: \"\(constraint)\"")
-        } else if !scenario.faults.isEmpty || scenario.trace != .off {
-            // Not a host limitation: this version lacks the feature, so even GHOSTRUN_REQUIRE_HOST=1 only skips.
-            result = skipped(scenario, toolchain,
-                reason: "faults/trace need the seccomp user-notification supervisor, which this ghostrun version does not have yet")
         } else if scenario.sandbox.seccomp?.profile != nil {
             result = skipped(scenario, toolchain,
                 reason: "sandbox.seccomp.profile (OCI/Docker profile files) is not supported by this ghostrun version yet")
@@ -189,6 +187,8 @@ public final class ScenarioRunner: @unchecked Sendable {
         var successArtifact: String?
         var expectArtifact: String?
         var requested: RequestedRestrictions
+        /// Set when the scenario traces or injects faults.
+        var supervisor: SupervisorPlan?
     }
 
     func prepare(_ scenario: Scenario, toolchain: Toolchain, work: WorkDirectory) throws -> PreparedRun {
@@ -289,7 +289,30 @@ public final class ScenarioRunner: @unchecked Sendable {
         if let request = scenario.sandbox.capabilities {
             spawn.capabilities = try CapabilityPlan.make(request: request, switchingToNonRoot: switching)
         }
-        if let policy = scenario.sandbox.seccomp {
+        var supervisor: SupervisorPlan?
+        if !scenario.faults.isEmpty || scenario.trace != .off {
+            let plan = SupervisorPlan(
+                faults: scenario.faults, seed: scenario.seed ?? 0,
+                policy: scenario.sandbox.seccomp ?? SeccompPolicy(), trace: scenario.trace, goroot: toolchain.goroot,
+                workRoot: work.root,
+                expand: { text in
+                    var result = text
+                    for (key, value) in substitutions { result = result.replacingOccurrences(of: key, with: value) }
+                    return result
+                }, traceOut: options.traceOut)
+            let target = ScenarioRunner.handOverDescriptor()
+            spawn.filter = try SeccompCompiler.compile(plan.policy, notify: plan.notifyPlan(handOverDescriptor: target))
+            spawn.listenerSocketTarget = target
+            // No FLAG_LOG here: it would log every notified call as an audit record. Errno denials come from the
+            // supervisor instead; kills are logged by the kernel regardless; trap records are not available.
+            spawn.seccompFlags = UInt32(SECCOMP_FILTER_FLAG_NEW_LISTENER_VALUE)
+            // Go's SIGURG preemption interrupts notified syscalls, which then restart and can livelock; with
+            // WAIT_KILLABLE_RECV (Linux 5.19) a received notification is only interrupted by a fatal signal.
+            if CgroupHierarchies.kernelAtLeast(5, 19) {
+                spawn.seccompFlags |= UInt32(SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV_VALUE)
+            }
+            supervisor = plan
+        } else if let policy = scenario.sandbox.seccomp {
             spawn.filter = try SeccompCompiler.compile(policy)
             // FLAG_LOG asks the kernel to log trap and errno actions too, so they reach evidence.denials.
             spawn.seccompFlags = UInt32(SECCOMP_FILTER_FLAG_LOG_VALUE)
@@ -305,7 +328,8 @@ public final class ScenarioRunner: @unchecked Sendable {
             seccompFilter: spawn.filter != nil, capEff: expectedCapEff, noNewPrivs: spawn.noNewPrivs,
             uid: scenario.sandbox.user?.uid)
         return PreparedRun(spawn: spawn, workdir: workdir, successArtifact: successArtifact.map(absolute),
-                           expectArtifact: scenario.expect?.artifact.map(expand).map(absolute), requested: requested)
+                           expectArtifact: scenario.expect?.artifact.map(expand).map(absolute), requested: requested,
+                           supervisor: supervisor)
     }
 
     /// `go build -o PATH` → PATH; `go install` of a main package → $GOBIN or $GOPATH/bin/<last element of the
@@ -345,3 +369,15 @@ public final class ScenarioRunner: @unchecked Sendable {
 }
 
 let SECCOMP_FILTER_FLAG_LOG_VALUE = 2
+let SECCOMP_FILTER_FLAG_NEW_LISTENER_VALUE = 8
+let SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV_VALUE = 32
+
+extension ScenarioRunner {
+    /// A high descriptor number for the listener hand-over, below ghostrun's own RLIMIT_NOFILE soft limit (the
+    /// child moves its socket there before the scenario's rlimits apply).
+    static func handOverDescriptor() -> Int32 {
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(7 /* RLIMIT_NOFILE */), &limit)
+        return Int32(min(UInt64(1000), UInt64(limit.rlim_cur) - 1))
+    }
+}

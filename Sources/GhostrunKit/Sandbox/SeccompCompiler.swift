@@ -2,6 +2,21 @@ import CGhostrun
 import CSeccomp
 import Foundation
 
+/// Which syscalls the supervisor must be notified of.
+public struct NotifyPlan: Sendable, Equatable {
+    public var traceAll: Bool
+    public var traced: Set<String>
+    public var faulted: Set<String>
+    /// The descriptor the child sends the listener on (the filter lets sendmsg on it through).
+    public var handOverDescriptor: Int32
+    public init(traceAll: Bool, traced: Set<String>, faulted: Set<String>, handOverDescriptor: Int32) {
+        self.traceAll = traceAll
+        self.traced = traced
+        self.faulted = faulted
+        self.handOverDescriptor = handOverDescriptor
+    }
+}
+
 /// A classic BPF seccomp program ready to hand to the child.
 public struct CompiledFilter: Sendable {
     public var instructions: [ghostrun_bpf_insn]
@@ -71,12 +86,71 @@ public enum SeccompCompiler {
     }
 
     public static func compile(_ policy: SeccompPolicy) throws -> CompiledFilter {
-        guard let context = seccomp_init(actionValue(policy.defaultAction)) else {
+        try compile(policy, notify: nil)
+    }
+
+    /// SECCOMP_RET_USER_NOTIF.
+    static let notifyAction: UInt32 = 0x7fc0_0000
+
+    /// Compiles the policy; with `notify`, the syscalls the supervisor must see return NOTIFY instead: the traced
+    /// and faulted ones, and, while tracing, those the policy fails with an errno (the supervisor answers them
+    /// with the same errno). Kill and trap stay in the kernel (their audit records are the evidence), and so do
+    /// rules with argument conditions. A sendmsg on the hand-over descriptor is always allowed, so passing the
+    /// listener to ghostrun is never itself notified.
+    public static func compile(_ policy: SeccompPolicy, notify: NotifyPlan?) throws -> CompiledFilter {
+        let rules = effectiveRules(policy)
+        var defaultAction = actionValue(policy.defaultAction)
+        var entries: [(syscall: String, action: UInt32, args: [SeccompArgCondition], location: SourceLocation?)] = []
+        if let notify {
+            let notifiable: (SeccompAction) -> Bool = {
+                switch $0 {
+                case .allow, .errno, .log: return true
+                default: return false
+                }
+            }
+            let notifyByDefault = notify.traceAll && notifiable(policy.defaultAction)
+            if notifyByDefault { defaultAction = notifyAction }
+            var bySyscall: [String: [(SeccompAction, [SeccompArgCondition], SourceLocation?)]] = [:]
+            for rule in rules { bySyscall[rule.syscall, default: []].append((rule.action, rule.args, rule.location)) }
+            // Every syscall named anywhere, plus those only the notify plan names.
+            let named = Set(bySyscall.keys).union(notify.traced).union(notify.faulted)
+            for syscall in named.sorted() {
+                let conditions = bySyscall[syscall] ?? []
+                if conditions.contains(where: { !$0.1.isEmpty }) {
+                    // Conditional rules stay in the kernel as written.
+                    for (action, args, location) in conditions {
+                        entries.append((syscall, actionValue(action), args, location))
+                    }
+                    continue
+                }
+                let action = conditions.first?.0 ?? policy.defaultAction
+                let location = conditions.first?.2
+                let wanted = notify.traceAll || notify.traced.contains(syscall) || notify.faulted.contains(syscall)
+                    || { if case .errno = action { return true } else { return false } }()
+                let value = wanted && notifiable(action) ? notifyAction : actionValue(action)
+                if value != defaultAction { entries.append((syscall, value, [], location)) }
+            }
+            if defaultAction != actionValue(.allow) || entries.contains(where: { $0.syscall == "sendmsg" }) {
+                entries.removeAll { $0.syscall == "sendmsg" && $0.args.isEmpty && $0.action == notifyAction }
+                entries.append(("sendmsg", actionValue(.allow),
+                                [SeccompArgCondition(index: 0, op: .eq, value: UInt64(notify.handOverDescriptor))], nil))
+                // With NOTIFY as the default the other descriptors are notified already (libseccomp refuses a
+                // rule that repeats the default action).
+                if !notifyByDefault && (notify.traced.contains("sendmsg") || notify.faulted.contains("sendmsg")) {
+                    entries.append(("sendmsg", notifyAction,
+                                    [SeccompArgCondition(index: 0, op: .ne, value: UInt64(notify.handOverDescriptor))],
+                                    nil))
+                }
+            }
+        } else {
+            entries = rules.map { ($0.syscall, actionValue($0.action), $0.args, $0.location) }
+        }
+
+        guard let context = seccomp_init(defaultAction) else {
             throw SeccompCompileError(message: "libseccomp could not create a filter context")
         }
         defer { seccomp_release(context) }
-        let rules = effectiveRules(policy)
-        for rule in rules {
+        for rule in entries {
             guard let number = SyscallName.number(of: rule.syscall) else {
                 throw SeccompCompileError(message: "unknown syscall \(rule.syscall)", location: rule.location)
             }
@@ -89,16 +163,23 @@ public enum SeccompCompiler {
                                     datum_b: 0)
             }
             let status = comparisons.withUnsafeMutableBufferPointer { buffer in
-                seccomp_rule_add_array(context, actionValue(rule.action), number, UInt32(buffer.count),
-                                       buffer.baseAddress)
+                seccomp_rule_add_array(context, rule.action, number, UInt32(buffer.count), buffer.baseAddress)
             }
             if status != 0 {
                 throw SeccompCompileError(
-                    message: "libseccomp rejected the rule for \(rule.syscall) (\(rule.action)): "
+                    message: "libseccomp rejected the rule for \(rule.syscall) (action 0x\(String(rule.action, radix: 16))): "
                         + String(cString: strerror(-status)), location: rule.location)
             }
         }
-        return CompiledFilter(instructions: try export(context), ruleCount: rules.count)
+        return CompiledFilter(instructions: try export(context), ruleCount: entries.count)
+    }
+
+    /// What the policy does with `syscall` when no argument condition applies: its unconditional rule, or the
+    /// default. The supervisor answers notified calls with this when no fault matches.
+    public static func policyAction(for syscall: String, in policy: SeccompPolicy) -> SeccompAction {
+        let rules = effectiveRules(policy).filter { $0.syscall == syscall }
+        if let rule = rules.first, rules.count == 1, rule.args.isEmpty { return rule.action }
+        return policy.defaultAction
     }
 
     /// libseccomp 2.5 exports BPF to a file descriptor only, so go through a memfd.

@@ -17,6 +17,10 @@ public struct SpawnPlan: Sendable {
     public var noNewPrivs = false
     public var filter: CompiledFilter?
     public var seccompFlags: UInt32 = 0
+    /// User notification: the child's end of the socket the listener is sent on, and the descriptor number it is
+    /// moved to first (the filter lets sendmsg on that number through). -1 when there is no supervisor.
+    public var listenerSocket: Int32 = -1
+    public var listenerSocketTarget: Int32 = -1
 
     public init(executable: String, arguments: [String], environment: [String]) {
         self.executable = executable
@@ -136,6 +140,8 @@ public enum Spawner {
         }
         config.no_new_privs = plan.noNewPrivs ? 1 : 0
         config.seccomp_flags = plan.seccompFlags
+        config.listener_socket = plan.listenerSocket
+        config.listener_socket_target = plan.listenerSocketTarget
 
         var pid: pid_t = 0
         var step = [CChar](repeating: 0, count: Int(GHOSTRUN_STEP_LEN))
