@@ -236,7 +236,11 @@ public final class ScenarioRunner: @unchecked Sendable {
         var environment: [(String, String)] = []
         let basePath = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         let path = toolchain.goroot + "/bin:" + basePath
-        if scenario.envClear {
+        if scenario.inheritEnvironment {
+            environment = ProcessInfo.processInfo.environment.filter { $0.key != "PATH" }
+                .sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            environment.append(("PATH", path))
+        } else if scenario.envClear {
             environment = [("PATH", path)]
         } else {
             environment = ProcessInfo.processInfo.environment.filter {
@@ -248,7 +252,9 @@ public final class ScenarioRunner: @unchecked Sendable {
                             ("HOME", work.home), ("GOTRACEBACK", "all")]
         }
         // Nothing may touch the network, even under env_clear.
-        environment += [("GOTOOLCHAIN", "local"), ("GOPROXY", "off"), ("GOFLAGS", "-mod=mod")]
+        if !scenario.inheritEnvironment {
+            environment += [("GOTOOLCHAIN", "local"), ("GOPROXY", "off"), ("GOFLAGS", "-mod=mod")]
+        }
         func set(_ name: String, _ value: String?) {
             environment.removeAll { $0.0 == name }
             if let value { environment.append((name, value)) }

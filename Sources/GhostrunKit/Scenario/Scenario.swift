@@ -23,6 +23,9 @@ public struct Scenario: Sendable {
     public var workdir: String
     public var env: [(name: String, value: String?)]
     public var envClear: Bool
+    /// `ghostrun trace`: run with ghostrun's own environment as it is (no private cache, no network settings),
+    /// like strace would. Not a scenario key.
+    public var inheritEnvironment = false
     public var paths: [PathStep]
     public var sandbox: Sandbox
     public var faults: [Fault]

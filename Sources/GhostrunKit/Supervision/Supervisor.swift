@@ -56,7 +56,9 @@ public final class Supervisor: @unchecked Sendable {
     private var faultsByNumber: [Int32: [CompiledFault]] = [:]
     private var policyErrno: [Int32: Int32] = [:]
     private var names: [Int32: String] = [:]
+    /// Notifications carry the thread id; a process is its thread group.
     private struct Identity {
+        var tgid: Int32
         var comm: String
         var exe: String?
         var role: ProcessRole
@@ -186,7 +188,12 @@ public final class Supervisor: @unchecked Sendable {
         if let known = identities[pid], !known.stale { return known }
         let comm = ProcFiles.comm(pid: pid) ?? "?"
         let exe = ProcFiles.exe(pid: pid)
-        let identity = Identity(comm: comm, exe: exe,
+        let tgid = ProcFiles.read("/proc/\(pid)/status").flatMap { text in
+            text.split(separator: "\n").first { $0.hasPrefix("Tgid:") }.flatMap {
+                Int32($0.dropFirst(5).trimmingCharacters(in: .whitespaces))
+            }
+        } ?? pid
+        let identity = Identity(tgid: tgid, comm: comm, exe: exe,
                                 role: ProcessRole.of(comm: comm, exe: exe, goroot: plan.goroot, workRoot: plan.workRoot))
         identities[pid] = identity
         return identity
@@ -220,7 +227,7 @@ public final class Supervisor: @unchecked Sendable {
                 error = errno
                 action = "injected"
                 injected += 1
-                denials.append(Denial(pid: n.pid, comm: who.comm, exe: who.exe, syscall: syscall,
+                denials.append(Denial(pid: who.tgid, comm: who.comm, exe: who.exe, syscall: syscall,
                                       syscallNumber: Int(n.nr), action: "injected",
                                       errno: ErrnoName.name(of: errno) ?? String(errno), timeMs: nowMs,
                                       source: "supervisor", role: who.role.rawValue, path: path))
@@ -232,7 +239,7 @@ public final class Supervisor: @unchecked Sendable {
         if error == nil, action == "continue", let errno = policyErrno[n.nr] ?? policyErrnoByDefault(n.nr) {
             error = errno
             action = "errno"
-            denials.append(Denial(pid: n.pid, comm: who.comm, exe: who.exe, syscall: syscall,
+            denials.append(Denial(pid: who.tgid, comm: who.comm, exe: who.exe, syscall: syscall,
                                   syscallNumber: Int(n.nr), action: "errno",
                                   errno: ErrnoName.name(of: errno) ?? String(errno), timeMs: nowMs,
                                   source: "supervisor", role: who.role.rawValue, path: path))
@@ -244,16 +251,16 @@ public final class Supervisor: @unchecked Sendable {
         counter.calls += 1
         if error != nil { counter.errors += 1 }
         counters[key] = counter
-        if var process = processCalls[n.pid], process.comm == who.comm {
+        if var process = processCalls[who.tgid] {
             process.calls += 1
-            processCalls[n.pid] = process
-        } else if processCalls[n.pid] == nil {
-            processCalls[n.pid] = (who.comm, who.role, 1, nowMs)
+            // After an exec the process carries its new program's name.
+            process.comm = who.comm
+            process.role = who.role
+            processCalls[who.tgid] = process
         } else {
-            // The pid exec'd into another program: attribute the rest to its new identity.
-            processCalls[n.pid] = (who.comm, who.role, (processCalls[n.pid]?.calls ?? 0) + 1, processCalls[n.pid]!.firstMs)
+            processCalls[who.tgid] = (who.comm, who.role, 1, nowMs)
         }
-        if traceHandle != nil { appendTraceLine(nowMs, n.pid, who, syscall, path, action, error) }
+        if traceHandle != nil { appendTraceLine(nowMs, who.tgid, who, syscall, path, action, error) }
         return (error, delay)
     }
 

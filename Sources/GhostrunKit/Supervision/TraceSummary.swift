@@ -69,7 +69,7 @@ public struct TraceSummary: Codable, Equatable, Sendable {
     public func render(limitPerRole: Int = 15) -> String {
         var lines: [String] = []
         let roles = byRole.keys.sorted { (byRole[$0]?.reduce(0) { $0 + $1.calls } ?? 0) > (byRole[$1]?.reduce(0) { $0 + $1.calls } ?? 0) }
-        lines.append("\(totalCalls) syscalls notified in \(byProcess.count) processes"
+        lines.append("\(totalCalls) syscalls notified in \(byProcess.count) process\(byProcess.count == 1 ? "" : "es")"
             + (injected > 0 ? ", \(injected) faults injected" : "")
             + String(format: "; supervisor %.1f µs per call", supervisorMicrosecondsPerCall))
         for role in roles {
@@ -77,7 +77,9 @@ public struct TraceSummary: Codable, Equatable, Sendable {
             let total = calls.reduce(0) { $0 + $1.calls }
             let processes = byProcess.filter { $0.role == role }.count
             lines.append("")
-            lines.append("\(role): \(total) calls in \(processes) process\(processes == 1 ? "" : "es")")
+            // A pid's calls before its exec count under its old role, but the process is listed under its new one.
+            lines.append("\(role): \(total) calls" + (processes == 0 ? " (before an exec)"
+                : " in \(processes) process\(processes == 1 ? "" : "es")"))
             lines.append("  " + "calls".padding(toLength: 10, withPad: " ", startingAt: 0)
                 + "errors".padding(toLength: 8, withPad: " ", startingAt: 0) + "syscall")
             for entry in calls.prefix(limitPerRole) {

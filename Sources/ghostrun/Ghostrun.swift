@@ -8,7 +8,7 @@ struct Ghostrun: ParsableCommand {
         commandName: "ghostrun",
         abstract: "Run the Go toolchain under seccomp, capabilities, rlimits and cgroups, and explain what happened.",
         version: GhostrunVersion.current,
-        subcommands: [Run.self, Inspect.self, Doctor.self, Reap.self])
+        subcommands: [Run.self, Trace.self, Inspect.self, Doctor.self, Reap.self])
 }
 
 /// Bad input: exit status 2 with a message naming file, line and key.
@@ -54,6 +54,9 @@ struct Run: ParsableCommand {
 
     @Flag(help: "Keep each run's $WORK directory (printed) for debugging.")
     var keepWork = false
+
+    @Option(name: .customLong("trace-out"), help: "Write every syscall the supervisor sees as a JSON line here.")
+    var traceOut: String?
 
     func validate() throws {
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
@@ -116,7 +119,9 @@ struct Run: ParsableCommand {
         Cleanup.startReaper(executable: CommandLine.executablePath)
 
         let started = ContinuousClock.now
-        let runner = ScenarioRunner(options: RunnerOptions(keepWork: keepWork))
+        var options = RunnerOptions(keepWork: keepWork)
+        options.traceOut = traceOut
+        let runner = ScenarioRunner(options: options)
         let matrix = MatrixRunner(runner: runner, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount)
         let interrupted = InterruptFlag()
         let signalSources = [SIGINT, SIGTERM, SIGHUP].map { signalNumber -> DispatchSourceSignal in

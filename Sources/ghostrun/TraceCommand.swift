@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import GhostrunKit
+
+/// `ghostrun trace [options] -- CMD ARGS...`: trace (and optionally fault) an ad-hoc command without a scenario
+/// file, in the current directory and environment, and print a per-component summary like `strace -c -f`.
+struct Trace: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Trace every syscall of a command's process tree through seccomp user notification.",
+        discussion: """
+            Runs CMD in the current directory with the current environment, in its own cgroup, and prints the \
+            syscalls grouped by toolchain component (go, compile, link, asm, cgo, the built program). \
+            `go` as CMD is the toolchain chosen with --go/--go-version (default: the go on PATH).
+            Faults: --fault 'openat:EACCES:path=/x/**:process=compile:nth=3' (also every, probability=0.2, \
+            delay=50ms; errno optional with delay).
+            """)
+
+    @Option(name: .customLong("go"), help: "The go binary or GOROOT to use for `go`.")
+    var goPath: String?
+
+    @Option(name: .customLong("go-version"), help: "An installed Go version to use for `go`.")
+    var goVersion: String?
+
+    @Option(name: .customLong("fault"), help: "A fault to inject (repeatable), e.g. openat:EACCES:path=/x/**:nth=3.")
+    var faults: [String] = []
+
+    @Option(help: "Seed for probability faults.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Notify only these syscalls (comma-separated); default: every syscall.")
+    var syscalls: String?
+
+    @Option(name: .customLong("trace-out"), help: "Write every notified call as a JSON line to this file.")
+    var traceOut: String?
+
+    @Option(help: "Write the result (run file JSON) here.")
+    var json: String?
+
+    @Option(help: "Wall-clock limit, e.g. 10m.")
+    var timeout: String = "30m"
+
+    @Argument(parsing: .postTerminator, help: "The command and its arguments (after --).")
+    var command: [String] = []
+
+    func validate() throws {
+        if command.isEmpty { throw ValidationError("give the command after --, e.g. ghostrun trace -- go build ./...") }
+        if parseDuration(timeout) == nil { throw ValidationError("--timeout \(timeout): not a duration (e.g. 90s, 10m)") }
+    }
+
+    func run() throws {
+        let toolchain: Toolchain
+        var parsedFaults: [Fault] = []
+        do {
+            if let goPath {
+                toolchain = try Toolchains.resolve(path: goPath)
+            } else if let goVersion {
+                toolchain = try Toolchains.resolve(version: goVersion, among: Toolchains.installed())[0]
+            } else if let onPath = Toolchains.pathLookup("go") {
+                toolchain = try Toolchains.load(goBinary: onPath)
+            } else {
+                throw ToolchainError(message: "no `go` on PATH; pass --go PATH or --go-version V")
+            }
+            parsedFaults = try faults.map(FaultSpec.parse)
+            for name in syscalls?.split(separator: ",").map(String.init) ?? [] where SyscallName.number(of: name) == nil {
+                throw ToolchainError(message: "--syscalls: unknown syscall `\(name)`")
+            }
+        } catch {
+            throw fail("\(error)")
+        }
+        var scenario = Scenario(
+            name: "trace", run: command,
+            location: SourceLocation(file: "<command line>", line: 1),
+            scenarioDirectory: FileManager.default.currentDirectoryPath)
+        scenario.workdir = FileManager.default.currentDirectoryPath
+        scenario.inheritEnvironment = true
+        scenario.faults = parsedFaults
+        scenario.seed = seed
+        scenario.trace = syscalls.map { .syscalls($0.split(separator: ",").map(String.init)) } ?? .all
+        scenario.timeout = parseDuration(timeout)!
+        scenario.hangAfter = scenario.timeout
+
+        Cleanup.sweepDead()
+        Cleanup.startReaper(executable: CommandLine.executablePath)
+        var options = RunnerOptions()
+        options.traceOut = traceOut
+        let runner = ScenarioRunner(options: options)
+        let interruption = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { ActiveRuns.shared.tearDownAll() }
+            source.resume()
+            return source
+        }
+        defer { interruption.forEach { $0.cancel() } }
+        let result = runner.run(scenario, toolchain: toolchain)
+
+        FileHandle.standardError.write(Data(result.stderrTail.utf8))
+        print(result.stdoutTail, terminator: "")
+        print(TerminalReport.line(for: result, color: isatty(STDOUT_FILENO) == 1))
+        if let trace = result.evidence.trace { print(trace.render()) }
+        if let json {
+            let file = RunFile(ghostrun: GhostrunVersion.current, host: HostFacts.current(), results: [result])
+            try JSONReport.encode(file).write(to: URL(fileURLWithPath: json))
+        }
+        if result.outcome == .harnessError { throw ExitCode(2) }
+        if let code = result.exitCode { throw ExitCode(code) }
+        if let signal = result.signal, let number = SignalName.number(of: signal) { throw ExitCode(128 + number) }
+        throw ExitCode(result.outcome == .ok ? 0 : 1)
+    }
+}
+
