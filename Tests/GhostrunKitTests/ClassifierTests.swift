@@ -27,6 +27,21 @@ final class ClassifierTests: XCTestCase {
         XCTAssertEqual(c.failingProcess, "compile")
     }
 
+    /// Recorded from nth-openat-compile on go 1.23.4: compile's open of a source file failed by an injected EIO.
+    func testInjectedFaultInChildNamesThatChild() {
+        var o = Recorded.exited(1, stderr: """
+            # internal/goarch
+            open /go/src/internal/goarch/goarch.go: input/output error
+
+            """)
+        o.denials = [Denial(pid: 40, comm: "compile", syscall: "openat", action: "injected", errno: "EIO",
+                            timeMs: 900, source: "supervisor", role: "compile",
+                            path: "/go/src/internal/goarch/goarch.go")]
+        let c = Classifier.classify(o)
+        XCTAssertEqual(c.outcome, .clearError)
+        XCTAssertEqual(c.failingProcess, "compile")
+    }
+
     func testGo123SigsysTracebackIsCrashInGo() {
         let stderr = """
             SIGSYS: bad system call

@@ -242,6 +242,12 @@ public enum Classifier {
     static func failingProcessForError(_ o: RunObservation, diagnostic: String) -> String {
         if let named = StderrReading.namedProcess(in: o.stderr) { return named }
         if StderrReading.endsWithExitStatusEcho(o.stderr), let program = programName(o) { return program }
+        // An injected fault in a child (`compile` could not open a source file) is the likeliest cause.
+        if let injected = o.denials.sorted(by: { $0.timeMs < $1.timeMs }).first(where: { $0.action == "injected" }),
+            injected.comm != "go"
+        {
+            return injected.comm
+        }
         return "go"
     }
 

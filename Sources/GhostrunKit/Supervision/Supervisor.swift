@@ -223,6 +223,12 @@ public final class Supervisor: @unchecked Sendable {
         for fault in faults where fault.applies(comm: who.comm, exe: who.exe, path: path) {
             guard fault.decide(seed: plan.seed) else { continue }
             delay = fault.fault.delay
+            if path == nil, let argument = FaultMatcher.pathArgument[syscall] {
+                // Evidence names the path of every injected call, even when no filter needed it.
+                let args = withUnsafeBytes(of: n.args) { Array($0.bindMemory(to: UInt64.self)) }
+                path = readPath(pid: n.pid, address: args[argument], syscall: syscall, directory: args[0])
+                if ghostrun_notify_id_valid(listener, n.id) == 0 { path = nil }
+            }
             if let errno = fault.errno {
                 error = errno
                 action = "injected"
@@ -230,7 +236,7 @@ public final class Supervisor: @unchecked Sendable {
                 denials.append(Denial(pid: who.tgid, comm: who.comm, exe: who.exe, syscall: syscall,
                                       syscallNumber: Int(n.nr), action: "injected",
                                       errno: ErrnoName.name(of: errno) ?? String(errno), timeMs: nowMs,
-                                      source: "supervisor", role: who.role.rawValue, path: path))
+                                      source: "supervisor", role: who.role.rawValue, path: path.map(shown)))
             } else {
                 action = "delayed"
             }
@@ -242,7 +248,7 @@ public final class Supervisor: @unchecked Sendable {
             denials.append(Denial(pid: who.tgid, comm: who.comm, exe: who.exe, syscall: syscall,
                                   syscallNumber: Int(n.nr), action: "errno",
                                   errno: ErrnoName.name(of: errno) ?? String(errno), timeMs: nowMs,
-                                  source: "supervisor", role: who.role.rawValue, path: path))
+                                  source: "supervisor", role: who.role.rawValue, path: path.map(shown)))
         }
 
         totalCalls += 1
@@ -270,6 +276,12 @@ public final class Supervisor: @unchecked Sendable {
         let name = self.name(of: number)
         if plan.policy.rules.contains(where: { $0.syscalls.contains(name) }) { return nil }
         return value
+    }
+
+    /// Paths in evidence say `$WORK/...`: readable, and equal across runs of the same scenario.
+    private func shown(_ path: String) -> String {
+        let work = plan.workRoot + "/work"
+        return path.hasPrefix(work) ? "$WORK" + path.dropFirst(work.count) : path
     }
 
     private func readPath(pid: Int32, address: UInt64, syscall: String, directory: UInt64) -> String? {
