@@ -25,6 +25,7 @@ public enum TerminalReport {
             formatDuration(r.durationMs),
         ]
         if let evidence = keyEvidence(r) { parts.append(evidence) }
+        if r.interrupted == true { parts.append(paint("interrupted", ANSI.yellow, color)) }
         var text = parts.joined(separator: "  ")
         if !r.failures.isEmpty {
             text += "  " + paint("[" + r.failures.joined(separator: "; ") + "]", ANSI.red, color)
