@@ -8,7 +8,23 @@ struct Ghostrun: ParsableCommand {
         commandName: "ghostrun",
         abstract: "Run the Go toolchain under seccomp, capabilities, rlimits and cgroups, and explain what happened.",
         version: GhostrunVersion.current,
-        subcommands: [Run.self, Trace.self, Inspect.self, Doctor.self, Reap.self])
+        subcommands: [Run.self, Trace.self, MatrixCommand.self, Merge.self, Inspect.self, Doctor.self, Reap.self])
+
+    /// As ArgumentParser's, except that usage errors exit 2, not 64: the contract gives bad input status 2, and a
+    /// CI job that tells "bad input" from "expectation failed" by status must see the same number for a bad
+    /// option as for a bad scenario file.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(ExitStatus.harnessError)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Bad input: exit status 2 with a message naming file, line and key.
@@ -21,12 +37,10 @@ func fail(_ message: String) -> ExitCode {
     return ExitCode(2)
 }
 
-struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run scenario files (or directories of them) on one or more Go toolchains.")
-
+/// What to run: scenario paths, toolchains and a name filter, shared by `run` and `matrix` so both see one matrix.
+struct MatrixSelection: ParsableArguments {
     @Argument(help: "Scenario files or directories (searched recursively for *.yaml, *.yml, *.json).")
-    var paths: [String]
+    var paths: [String] = []
 
     @Option(name: .customLong("go"), help: "A go binary or GOROOT to test (repeatable).")
     var goPaths: [String] = []
@@ -34,49 +48,20 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("go-version"), help: "An installed Go version, e.g. 1.23 (repeatable; `all` for every one).")
     var goVersions: [String] = []
 
-    @Option(help: "Runs in parallel (default: the number of CPUs).")
-    var jobs: Int?
-
     @Option(help: "Only scenarios whose name matches this regular expression.")
     var filter: String?
 
-    @Option(help: "Run shard I of N (1-based), e.g. 2/3.")
-    var shard: String?
-
-    @Option(help: "Write the run file (JSON) here.")
-    var json: String?
-
-    @Option(help: "Write a JUnit XML report here.")
-    var junit: String?
-
-    @Option(help: "Write a Markdown report here.")
-    var markdown: String?
-
-    @Flag(help: "Keep each run's $WORK directory (printed) for debugging.")
-    var keepWork = false
-
-    @Option(name: .customLong("trace-out"), help: "Write every syscall the supervisor sees as a JSON line here.")
-    var traceOut: String?
-
     func validate() throws {
-        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
-        if let shard, Run.parseShard(shard) == nil { throw ValidationError("--shard takes I/N with 1 ≤ I ≤ N, e.g. 1/3") }
         if let filter, (try? NSRegularExpression(pattern: filter)) == nil {
             throw ValidationError("--filter \(filter): not a valid regular expression")
         }
     }
 
-    static func parseShard(_ text: String) -> (Int, Int)? {
-        let parts = text.split(separator: "/")
-        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, i >= 1, i <= n else { return nil }
-        return (i, n)
-    }
-
-    func run() throws {
-        // Bad input: nothing is started.
+    /// The sorted scenario × toolchain matrix; bad input (scenario files, toolchains) is exit status 2.
+    func entries(defaultPaths: [String] = []) throws -> [MatrixEntry] {
         let scenarios: [Scenario]
         do {
-            scenarios = try ScenarioLoader.load(paths: paths)
+            scenarios = try ScenarioLoader.load(paths: paths.isEmpty ? defaultPaths : paths)
         } catch {
             throw fail("\(error)")
         }
@@ -107,11 +92,108 @@ struct Run: ParsableCommand {
                 regex.firstMatch(in: $0.name, range: NSRange($0.name.startIndex..., in: $0.name)) != nil
             }
         }
-        var entries = Matrix.entries(scenarios: selected, toolchains: unique)
-        if let shard, let (index, count) = Run.parseShard(shard) {
-            entries = Matrix.shard(entries, index: index, count: count)
+        return Matrix.entries(scenarios: selected, toolchains: unique)
+    }
+}
+
+/// Report files and CI integration shared by `run` and `merge`.
+struct ReportOptions: ParsableArguments {
+    @Option(help: "Write the run file (JSON) here.")
+    var json: String?
+
+    @Option(help: "Write a JUnit XML report here.")
+    var junit: String?
+
+    @Option(help: "Write a Markdown report here.")
+    var markdown: String?
+
+    func write(_ runFile: RunFile) throws {
+        do {
+            if let json {
+                try JSONReport.encode(runFile).write(to: URL(fileURLWithPath: json))
+            }
+            if let junit { try Data(JUnitReport.render(runFile).utf8).write(to: URL(fileURLWithPath: junit)) }
+            if let markdown { try Data(MarkdownReport.render(runFile).utf8).write(to: URL(fileURLWithPath: markdown)) }
+        } catch {
+            throw fail("cannot write a report: \(error)")
         }
+    }
+
+    /// Under GitHub Actions: an `::error` annotation per failed expectation, and the Markdown report in the job
+    /// summary.
+    func reportToGitHub(_ runFile: RunFile) {
+        let environment = ProcessInfo.processInfo.environment
+        guard environment["GITHUB_ACTIONS"] == "true" else { return }
+        let workspace = environment["GITHUB_WORKSPACE"] ?? FileManager.default.currentDirectoryPath
+        for line in GitHubAnnotations.errors(for: runFile.results, workspace: workspace) { print(line) }
+        fflush(stdout)
+        if let summary = environment["GITHUB_STEP_SUMMARY"], !summary.isEmpty {
+            do {
+                try GitHubAnnotations.appendStepSummary(MarkdownReport.render(runFile), to: summary)
+            } catch {
+                FileHandle.standardError.write(Data("ghostrun: cannot append to GITHUB_STEP_SUMMARY \(summary): \(error)\n".utf8))
+            }
+        }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run scenario files (or directories of them) on one or more Go toolchains.")
+
+    @OptionGroup var selection: MatrixSelection
+
+    @Option(help: "Runs in parallel (default: the number of CPUs).")
+    var jobs: Int?
+
+    @Option(help: "Run shard I of N (1-based), e.g. 2/3. Without it, CI_NODE_INDEX/CI_NODE_TOTAL (GitLab) or JOB_COMPLETION_INDEX with --shard-count (Kubernetes) choose the shard.")
+    var shard: String?
+
+    @Option(help: "The number of shards, with JOB_COMPLETION_INDEX (0-based) or CI_NODE_INDEX (1-based) from the environment.")
+    var shardCount: Int?
+
+    @Option(help: "A previous run file (JSON): balance shards by each entry's previous duration instead of round-robin.")
+    var timings: String?
+
+    @OptionGroup var reports: ReportOptions
+
+    @Flag(help: "Keep each run's $WORK directory (printed) for debugging.")
+    var keepWork = false
+
+    @Option(name: .customLong("trace-out"), help: "Write every syscall the supervisor sees as a JSON line here.")
+    var traceOut: String?
+
+    func validate() throws {
+        if selection.paths.isEmpty { throw ValidationError("give at least one scenario file or directory") }
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if let shard, ShardSelection.parse(shard) == nil {
+            throw ValidationError("--shard takes I/N with 1 ≤ I ≤ N, e.g. 1/3")
+        }
+        if let shardCount, shardCount < 1 { throw ValidationError("--shard-count must be at least 1") }
+    }
+
+    func run() throws {
+        // Bad input: nothing is started.
+        let shardSelection: ShardSelection?
+        do {
+            shardSelection = try ShardSelection.resolve(
+                shard: shard, shardCount: shardCount, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw fail("\(error)")
+        }
+        var previous: [String: Int]?
+        if let timings {
+            do {
+                previous = Matrix.timings(from: try JSONReport.decode(Data(contentsOf: URL(fileURLWithPath: timings))))
+            } catch {
+                throw fail("--timings \(timings): not a readable run file: \(error)")
+            }
+        }
+        var entries = try selection.entries()
         if entries.isEmpty { throw fail("no scenario to run (check the paths and --filter)") }
+        if let shardSelection {
+            entries = Matrix.shard(entries, index: shardSelection.index, count: shardSelection.count, timings: previous)
+        }
 
         // A watchdog sweeps this process's cgroups and temp dirs even if it is killed; leftovers of killed runs
         // are swept now.
@@ -137,32 +219,148 @@ struct Run: ParsableCommand {
         }
         defer { signalSources.forEach { $0.cancel() } }
 
-        let color = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        let terminal = isatty(STDOUT_FILENO) == 1
+        let color = terminal && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         let printLock = NSLock()
-        let results = matrix.run(entries) { result in
+        // The live line exists only on a terminal: in a CI log, `\r` redraws would be noise.
+        let progress: ProgressLine? = terminal ? ProgressLine(total: entries.count, started: started) : nil
+        let width = terminalWidth()
+        var redraw: DispatchSourceTimer?
+        if let progress {
+            let timer = DispatchSource.makeTimerSource(queue: .global())
+            timer.schedule(deadline: .now(), repeating: .seconds(1))
+            timer.setEventHandler {
+                printLock.lock()
+                FileHandle.standardOutput.write(Data(progress.redraw(width: width).utf8))
+                printLock.unlock()
+            }
+            timer.resume()
+            redraw = timer
+        }
+        let results = matrix.run(entries, onStart: { entry in
+            progress?.started(entry.id)
+        }, onResult: { result in
+            progress?.finished("\(result.name)@\(result.goVersion)")
             printLock.lock()
+            if progress != nil { print(ProgressLine.clear, terminator: "") }
             print(TerminalReport.line(for: result, color: color))
+            if let progress { print(progress.text(width: width), terminator: "") }
             fflush(stdout)
             printLock.unlock()
-        }
+        })
+        redraw?.cancel()
+        printLock.lock()
+        if progress != nil { print(ProgressLine.clear, terminator: "") }
         print(TerminalReport.summary(results))
+        fflush(stdout)
+        printLock.unlock()
 
+        // Written on SIGINT too: the results that did finish (and those cut short, marked `interrupted`) are
+        // what a CI job needs to see why it was cancelled.
         let runFile = RunFile(ghostrun: GhostrunVersion.current, host: HostFacts.current(), results: results,
                               harness: HarnessStats.current(wallMs: (ContinuousClock.now - started).milliseconds))
-        do {
-            if let json {
-                try JSONReport.encode(runFile).write(to: URL(fileURLWithPath: json))
-            }
-            if let junit { try Data(JUnitReport.render(runFile).utf8).write(to: URL(fileURLWithPath: junit)) }
-            if let markdown { try Data(MarkdownReport.render(runFile).utf8).write(to: URL(fileURLWithPath: markdown)) }
-        } catch {
-            throw fail("cannot write a report: \(error)")
-        }
+        try reports.write(runFile)
+        reports.reportToGitHub(runFile)
         if let signalNumber = interrupted.value {
             FileHandle.standardError.write(Data("ghostrun: interrupted; \(results.count) of \(entries.count) results written\n".utf8))
             throw ExitCode(128 + signalNumber)
         }
         throw ExitCode(ExitStatus.forRun(results))
+    }
+}
+
+/// The terminal's width in columns, 80 when it cannot be told.
+func terminalWidth() -> Int {
+    var size = winsize()
+    if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+    return 80
+}
+
+struct MatrixCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "matrix",
+        abstract: "Print the scenario × toolchain matrix: its entries, or its shards for a GitHub Actions strategy.matrix.")
+
+    /// GitHub Actions refuses a matrix of more than 256 jobs.
+    static let maximumShards = 256
+    /// Entries per shard when --shards is not given: enough work per job to pay for the job's setup.
+    static let entriesPerShard = 8
+
+    @OptionGroup var selection: MatrixSelection
+
+    @Flag(help: "Print {\"include\":[{\"shard\":\"1/N\"},...]} for strategy.matrix (fromJSON).")
+    var github = false
+
+    @Flag(help: "Print the matrix entries (scenario@version), one per line.")
+    var list = false
+
+    @Option(help: "The number of shards (default: one per 8 entries, at most 256).")
+    var shards: Int?
+
+    func validate() throws {
+        if github == list { throw ValidationError("give one of --github or --list") }
+        if let shards, shards < 1 { throw ValidationError("--shards must be at least 1") }
+        if let shards, shards > MatrixCommand.maximumShards {
+            throw ValidationError("--shards \(shards): GitHub Actions runs at most \(MatrixCommand.maximumShards) jobs per matrix")
+        }
+    }
+
+    func run() throws {
+        let entries = try selection.entries(defaultPaths: ["scenarios"])
+        if list {
+            for entry in entries { print(entry.id) }
+            return
+        }
+        if entries.isEmpty { throw fail("no scenario in the matrix (check the paths and --filter)") }
+        let wanted = shards ?? min(MatrixCommand.maximumShards,
+                                   (entries.count + MatrixCommand.entriesPerShard - 1) / MatrixCommand.entriesPerShard)
+        // More shards than entries would leave jobs with nothing to run.
+        let count = min(wanted, entries.count)
+        if count < wanted {
+            FileHandle.standardError.write(Data("ghostrun: \(entries.count) entries: \(count) shards, not \(wanted)\n".utf8))
+        }
+        let include = (1...count).map { ["shard": "\($0)/\(count)"] }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(["include": include]), as: UTF8.self))
+    }
+}
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Combine the run files of a sharded matrix into one, print it and report it as `run` would.")
+
+    @Argument(help: "Run files (--json of `ghostrun run`) to combine.")
+    var files: [String]
+
+    @OptionGroup var reports: ReportOptions
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give at least one run file") }
+    }
+
+    func run() throws {
+        var inputs: [(path: String, file: RunFile)] = []
+        for path in files {
+            do {
+                inputs.append((path, try JSONReport.decode(Data(contentsOf: URL(fileURLWithPath: path)))))
+            } catch {
+                throw fail("\(path): not a readable run file: \(error)")
+            }
+        }
+        let merged: RunFile
+        do {
+            merged = try RunFileMerge.merge(inputs)
+        } catch {
+            throw fail("\(error)")
+        }
+        let color = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        for result in merged.results { print(TerminalReport.line(for: result, color: color)) }
+        print(TerminalReport.summary(merged.results))
+        fflush(stdout)
+        try reports.write(merged)
+        reports.reportToGitHub(merged)
+        throw ExitCode(ExitStatus.forRun(merged.results))
     }
 }
 

@@ -27,13 +27,16 @@ public struct RunResult: Codable, Equatable, Sendable {
     public var firstDiagnostic: String?
     public var failingProcess: String?
     public var evidence: Evidence
+    /// True when SIGINT/SIGTERM tore the run down before it finished by itself: its outcome describes a run
+    /// that was cut short, not what the toolchain would have done.
+    public var interrupted: Bool?
 
     enum CodingKeys: String, CodingKey {
         case name, goVersion = "go_version", goPath = "go_path", scenarioFile = "scenario_file",
             scenarioLine = "scenario_line", tags, outcome, passed, expected, failures, exitCode = "exit_code",
             signal, hangKind = "hang_kind", durationMs = "duration_ms", stderrTail = "stderr_tail",
             stdoutTail = "stdout_tail", reason, summary, firstDiagnostic = "first_diagnostic",
-            failingProcess = "failing_process", evidence
+            failingProcess = "failing_process", evidence, interrupted
     }
 
     public init(name: String, goVersion: String, outcome: Outcome, summary: String, evidence: Evidence = Evidence()) {
@@ -58,6 +61,7 @@ public struct RunResult: Codable, Equatable, Sendable {
         self.firstDiagnostic = nil
         self.failingProcess = nil
         self.evidence = evidence
+        self.interrupted = nil
     }
 
     // Required contract fields are always written, as null when absent.
@@ -84,6 +88,8 @@ public struct RunResult: Codable, Equatable, Sendable {
         try c.encodeIfPresent(firstDiagnostic, forKey: .firstDiagnostic)
         try c.encodeIfPresent(failingProcess, forKey: .failingProcess)
         try c.encode(evidence, forKey: .evidence)
+        // Only when true: the field is an exception, and run files of complete runs stay as they were.
+        if interrupted == true { try c.encode(true, forKey: .interrupted) }
     }
 }
 

@@ -31,6 +31,7 @@ public enum TerminalReport {
             parts.append(check.confirmed ? "policy confirmed on \(count)"
                 : paint("policy NOT confirmed: " + (check.mismatches.first ?? "no process sampled"), ANSI.red, color))
         }
+        if r.interrupted == true { parts.append(paint("interrupted", ANSI.yellow, color)) }
         var text = parts.joined(separator: "  ")
         if !r.failures.isEmpty {
             text += "  " + paint("[" + r.failures.joined(separator: "; ") + "]", ANSI.red, color)

@@ -4,6 +4,7 @@ import Foundation
 public struct MatrixEntry: Sendable {
     public var scenario: Scenario
     public var toolchain: Toolchain
+    /// `name@go_version`, the same key a result carries, so a run file's timings find their entry.
     public var id: String { "\(scenario.name)@\(toolchain.label)" }
 }
 
@@ -18,7 +19,53 @@ public enum Matrix {
 
     /// Shard `index` of `count` (1-based), round-robin over the sorted matrix: disjoint, and together complete.
     public static func shard(_ entries: [MatrixEntry], index: Int, count: Int) -> [MatrixEntry] {
-        entries.enumerated().filter { $0.offset % count == index - 1 }.map(\.element)
+        shard(entries, index: index, count: count, timings: nil)
+    }
+
+    /// Shard `index` of `count` (1-based), in matrix order. Without `timings`, round-robin. With them (previous
+    /// `duration_ms` by `name@go_version`), balanced by expected cost; see `assignShards`. Every CI job computes
+    /// its own shard independently, so the split must depend on nothing but the matrix, `count` and `timings`.
+    public static func shard(_ entries: [MatrixEntry], index: Int, count: Int, timings: [String: Int]?)
+        -> [MatrixEntry]
+    {
+        let assignment = assignShards(ids: entries.map(\.id), count: count, timings: timings)
+        return entries.indices.filter { assignment[$0] == index - 1 }.map { entries[$0] }
+    }
+
+    /// The 0-based shard of each id. Without timings: round-robin. With timings: longest-processing-time-first
+    /// greedy — entries in decreasing expected cost (ties in matrix order) each go to the shard with the least
+    /// expected total so far (ties: fewer entries, then lower index). Entries without a timing cost the median of
+    /// the known ones, a guess that neither starves nor floods a shard. Costs of 0 ms count as 1 ms, so that
+    /// instant entries still spread out instead of piling onto shard 1.
+    public static func assignShards(ids: [String], count: Int, timings: [String: Int]?) -> [Int] {
+        precondition(count >= 1, "a matrix has at least one shard")
+        guard let timings, !timings.isEmpty else { return ids.indices.map { $0 % count } }
+        let known = ids.compactMap { timings[$0] }.sorted()
+        let median = known.isEmpty ? 1 : known[known.count / 2]
+        let costs = ids.map { max(1, timings[$0] ?? median) }
+        let order = ids.indices.sorted { costs[$0] != costs[$1] ? costs[$0] > costs[$1] : $0 < $1 }
+        var load = Array(repeating: 0, count: count)
+        var sizes = Array(repeating: 0, count: count)
+        var assignment = Array(repeating: 0, count: ids.count)
+        for entry in order {
+            var best = 0
+            for shard in 1..<max(1, count) where (load[shard], sizes[shard]) < (load[best], sizes[best]) {
+                best = shard
+            }
+            assignment[entry] = best
+            load[best] += costs[entry]
+            sizes[best] += 1
+        }
+        return assignment
+    }
+
+    /// `duration_ms` by `name@go_version` from a previous run file, for `shard(_:index:count:timings:)`.
+    public static func timings(from file: RunFile) -> [String: Int] {
+        var timings: [String: Int] = [:]
+        for result in file.results {
+            timings["\(result.name)@\(result.goVersion)"] = result.durationMs
+        }
+        return timings
     }
 }
 
@@ -41,7 +88,12 @@ public final class MatrixRunner: @unchecked Sendable {
         lock.unlock()
     }
 
-    public func run(_ entries: [MatrixEntry], onResult: @escaping @Sendable (RunResult) -> Void) -> [RunResult] {
+    /// Runs `entries`; `onStart` is called as a worker takes an entry and `onResult` as it finishes (both from
+    /// worker threads), so a caller can show what is running now.
+    public func run(
+        _ entries: [MatrixEntry], onStart: @escaping @Sendable (MatrixEntry) -> Void = { _ in },
+        onResult: @escaping @Sendable (RunResult) -> Void
+    ) -> [RunResult] {
         final class Progress: @unchecked Sendable {
             var results: [RunResult?]
             var next = 0
@@ -62,6 +114,7 @@ public final class MatrixRunner: @unchecked Sendable {
                     progress.next += 1
                     lock.unlock()
                     let entry = entries[index]
+                    onStart(entry)
                     let result = runner.run(entry.scenario, toolchain: entry.toolchain)
                     lock.lock()
                     progress.results[index] = result

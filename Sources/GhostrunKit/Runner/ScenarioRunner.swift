@@ -38,6 +38,7 @@ public final class ActiveRuns: @unchecked Sendable {
     private var cgroups: [Int: RunCgroup] = [:]
     private var workDirectories: [Int: WorkDirectory] = [:]
     private var toolchainUse: [String: Int] = [:]
+    private var tornDown: Set<Int> = []
 
     func register(_ sequence: Int, cgroup: RunCgroup?, work: WorkDirectory?, goroot: String) {
         lock.lock()
@@ -53,6 +54,15 @@ public final class ActiveRuns: @unchecked Sendable {
         cgroups[sequence] = nil
         workDirectories[sequence] = nil
         toolchainUse[goroot, default: 1] -= 1
+        tornDown.remove(sequence)
+    }
+
+    /// Whether `tearDownAll()` killed this run while it was active; checked by the run when it finishes, before
+    /// it unregisters.
+    func wasTornDown(_ sequence: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return tornDown.contains(sequence)
     }
 
     /// How many runs use this GOROOT now (audit records from its tools are attributable only when one does).
@@ -67,6 +77,8 @@ public final class ActiveRuns: @unchecked Sendable {
         lock.lock()
         let groups = Array(cgroups.values)
         let works = Array(workDirectories.values)
+        tornDown.formUnion(cgroups.keys)
+        tornDown.formUnion(workDirectories.keys)
         cgroups = [:]
         workDirectories = [:]
         lock.unlock()
@@ -168,7 +180,9 @@ public final class ScenarioRunner: @unchecked Sendable {
         do {
             observation = try observe(scenario, plan: plan, cgroup: cgroup, work: work, toolchain: toolchain)
         } catch {
-            return harnessError(scenario, toolchain, message: "\(error)")
+            var result = harnessError(scenario, toolchain, message: "\(error)")
+            if ActiveRuns.shared.wasTornDown(sequence) { result.interrupted = true }
+            return result
         }
         let classification = Classifier.classify(observation)
         var result = ResultBuilder.build(
@@ -177,6 +191,7 @@ public final class ScenarioRunner: @unchecked Sendable {
             expectation: scenario.expect, observation: observation, classification: classification,
             requested: plan.requested)
         result.durationMs = observation.durationMs
+        if ActiveRuns.shared.wasTornDown(sequence) { result.interrupted = true }
         return result
     }
 
