@@ -80,6 +80,8 @@ int ghostrun_notify_receive(int listener, void *buffer, int buffer_size, ghostru
 int ghostrun_notify_respond(int listener, void *buffer, int buffer_size, uint64_t id, int32_t error, int allow);
 /// SECCOMP_IOCTL_NOTIF_ID_VALID: whether the notifying task is still waiting (its memory was really its own).
 int ghostrun_notify_id_valid(int listener, uint64_t id);
+/// SECCOMP_IOCTL_NOTIF_SET_FLAGS(SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP), Linux 6.6+; 0 or -errno.
+int ghostrun_notify_sync_wakeup(int listener);
 /// poll(2) on the listener: 1 readable, 0 timeout, -EPIPE when no task uses the filter any more.
 int ghostrun_notify_wait(int listener, int timeout_ms);
 /// Reads a NUL-terminated string from another process with process_vm_readv; returns its length or -errno.

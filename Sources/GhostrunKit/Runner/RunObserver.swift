@@ -166,6 +166,8 @@ extension ScenarioRunner {
             }
         }
 
+        let pidfd = ghostrun_pidfd_open(pid, 0)
+        defer { if pidfd >= 0 { close(pidfd) } }
         var interval = options.minimumInterval
         while termination == nil {
             var status: Int32 = 0
@@ -244,14 +246,21 @@ extension ScenarioRunner {
             interval = elapsed < .milliseconds(300) ? options.minimumInterval
                 : min(options.maximumInterval, interval + .milliseconds(5))
             try? Task.checkCancellation()
-            usleep(UInt32(interval.milliseconds * 1000))
+            // Sleep until the next sample, or until the go command exits (its pidfd becomes readable), so a
+            // short run is not held back by the sampling interval.
+            if pidfd >= 0 {
+                var poller = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+                _ = poll(&poller, 1, Int32(interval.milliseconds))
+            } else {
+                usleep(UInt32(interval.milliseconds * 1000))
+            }
         }
 
         let end = ContinuousClock.now
         // The go command is done: give stragglers' output a moment, then kill the rest of the cgroup.
         if case .killedByHarness = termination {} else {
             let deadline = ContinuousClock.now + .milliseconds(500)
-            while ContinuousClock.now < deadline && !cgroup.pids().isEmpty { usleep(5_000) }
+            while ContinuousClock.now < deadline && !cgroup.pids().isEmpty { usleep(1_000) }
         }
         _ = sampler.sample(pids: cgroup.pids())
         let pidsMaxHits = cgroup.pidsMaxHits()
@@ -271,8 +280,13 @@ extension ScenarioRunner {
             }
         }
         // Kernel audit records arrive through printk asynchronously.
-        if audit != nil {
-            usleep(50_000)
+        if let audit, spawn.filter != nil {
+            // Only a filter produces seccomp records. Wait for the first of ours (as long as a failed run's evidence
+            // deserves, briefly for a run that went well) rather than a fixed sleep.
+            var failed = true
+            if case .exited(0) = termination! { failed = false }
+            let pids = seenPids
+            _ = audit.wait(timeout: .milliseconds(failed ? 60 : 5)) { pids.contains($0.pid) }
             collectDenials()
         }
         if pidsMaxHits.map({ $0 > 0 }) ?? false {

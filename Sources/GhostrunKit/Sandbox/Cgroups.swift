@@ -306,13 +306,13 @@ public final class RunCgroup: @unchecked Sendable {
                 if !pids.isEmpty { remaining = true }
             }
             if !remaining { break }
-            usleep(5_000)
+            usleep(1_000)
         } while Date() < deadline
         for path in existing {
             var attempts = 0
-            while rmdir(path) != 0 && errno == EBUSY && attempts < 200 {
+            while rmdir(path) != 0 && errno == EBUSY && attempts < 1000 {
                 attempts += 1
-                usleep(5_000)
+                usleep(1_000)
             }
         }
     }

@@ -51,6 +51,8 @@ public final class Supervisor: @unchecked Sendable {
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
 
+    /// Whether the kernel hands the CPU straight between target and supervisor (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP).
+    public private(set) var syncWakeup = false
     private var notifSize: Int32 = 0
     private var respSize: Int32 = 0
     private var faultsByNumber: [Int32: [CompiledFault]] = [:]
@@ -90,6 +92,10 @@ public final class Supervisor: @unchecked Sendable {
         guard status == 0 else { throw SpawnError(step: "notify-sizes", errno: -status) }
         notifSize = notif
         respSize = resp
+        // Best effort: kernels before 6.6 answer EINVAL and keep scheduler wake-ups.
+        if ProcessInfo.processInfo.environment["GHOSTRUN_SYNC_WAKEUP"] != "0" {
+            syncWakeup = ghostrun_notify_sync_wakeup(listener) == 0
+        }
         for (index, fault) in plan.faults.enumerated() {
             guard let number = SyscallName.number(of: fault.syscall) else { continue }
             faultsByNumber[number, default: []].append(
