@@ -226,7 +226,10 @@ struct Run: ParsableCommand {
             timer.schedule(deadline: .now(), repeating: .seconds(1))
             timer.setEventHandler {
                 printLock.lock()
-                FileHandle.standardOutput.write(Data(progress.redraw(width: width).utf8))
+                if let line = progress.redraw(width: width) {
+                    print(line, terminator: "")
+                    fflush(stdout)
+                }
                 printLock.unlock()
             }
             timer.resume()
@@ -245,6 +248,7 @@ struct Run: ParsableCommand {
         })
         redraw?.cancel()
         printLock.lock()
+        progress?.close()
         if progress != nil { print(ProgressLine.clear, terminator: "") }
         print(TerminalReport.summary(results))
         fflush(stdout)

@@ -35,11 +35,11 @@ final class CLITests: XCTestCase {
     }
 
     @discardableResult
-    func ghostrun(_ arguments: [String], environment extra: [String: String] = [:], timeout: TimeInterval = 240) throws
-        -> Outcome
+    func ghostrun(_ arguments: [String], environment extra: [String: String] = [:], executable: String? = nil,
+                  timeout: TimeInterval = 240) throws -> Outcome
     {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable ?? binary)
         process.arguments = arguments
         process.environment = CLITests.environment(extra)
         process.currentDirectoryURL = URL(fileURLWithPath: CLITests.root)
@@ -440,6 +440,18 @@ extension CLITests {
         XCTAssertTrue(result.stdout.contains("::error file="), result.stdout)
         XCTAssertTrue(result.stdout.contains("fail.yaml,line=1,title=gh-fail@"), result.stdout)
         XCTAssertTrue(try String(contentsOfFile: summary, encoding: .utf8).contains("gh-fail"))
+        XCTAssertFalse(result.stdout.contains("\r"), "no progress line when stdout is not a terminal")
+    }
+
+    func testProgressLineOnATerminal() throws {
+        let script = "/usr/bin/script"
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: script), "needs script(1) for a pseudo-terminal")
+        let path = write("tty/version.yaml", "name: tty-version\nrun: [go, version]\n")
+        // script(1) gives ghostrun a pseudo-terminal as stdout and copies what it writes to ours.
+        let result = try ghostrun(["-qec", "\(binary) run \(path)", "/dev/null"], executable: script)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("[1/1]"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("\r\u{1B}[K1 result"), "the line is cleared before the summary: \(result.stdout)")
     }
 }
 

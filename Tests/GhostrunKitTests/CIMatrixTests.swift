@@ -237,5 +237,7 @@ final class CIMatrixTests: XCTestCase {
         let narrow = progress.text(now: now, width: 60)
         XCTAssertLessThan(narrow.count, 60)
         XCTAssertTrue(narrow.hasSuffix("…  elapsed 12s"), narrow)
+        progress.close()
+        XCTAssertNil(progress.redraw(now: now), "no redraw after the summary")
     }
 }
