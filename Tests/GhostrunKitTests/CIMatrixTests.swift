@@ -222,6 +222,14 @@ final class CIMatrixTests: XCTestCase {
         XCTAssertTrue(String(decoding: data, as: UTF8.self).contains("\"interrupted\":true"))
         XCTAssertEqual(try JSONDecoder().decode(RunResult.self, from: data).interrupted, true)
         XCTAssertTrue(TerminalReport.line(for: r, color: false).contains("interrupted"))
+
+        // An interrupted run is shown as such and does not make a scenario "differ across toolchains".
+        r.outcome = .signaled
+        let file = RunFile(ghostrun: "0.1.0", host: host(), results: [result("a", "1.21.13"), r])
+        let markdown = MarkdownReport.render(file)
+        XCTAssertTrue(markdown.contains("signaled (interrupted)"), markdown)
+        XCTAssertTrue(markdown.contains("No scenario's outcome differs"), markdown)
+        XCTAssertTrue(JUnitReport.render(file).contains("interrupted: the run was torn down"))
     }
 
     func testProgressLine() {
