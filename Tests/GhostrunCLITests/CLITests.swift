@@ -67,7 +67,10 @@ final class CLITests: XCTestCase {
         var environment = ProcessInfo.processInfo.environment
         environment["GHOSTRUN_TOOLCHAINS"] = CLITests.root + "/.toolchains"
         environment["GHOSTRUN_REQUIRE_HOST"] = nil
-        for name in ["CI_NODE_INDEX", "CI_NODE_TOTAL", "JOB_COMPLETION_INDEX", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"] {
+        let ciVariables = [
+            "CI_NODE_INDEX", "CI_NODE_TOTAL", "JOB_COMPLETION_INDEX", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY",
+        ]
+        for name in ciVariables {
             environment[name] = nil
         }
         return environment.merging(extra) { $1 }
@@ -326,9 +329,8 @@ extension CLITests {
 
         let byDefault = try ghostrun(["matrix", "--github", "--go-version", "all"] + paths)
         let expected = (lines.count + 7) / 8
-        XCTAssertEqual(byDefault.stdout,
-                       "{\"include\":[" + (1...expected).map { "{\"shard\":\"\($0)/\(expected)\"}" }.joined(separator: ",")
-                        + "]}\n")
+        let shards = (1...expected).map { "{\"shard\":\"\($0)/\(expected)\"}" }
+        XCTAssertEqual(byDefault.stdout, "{\"include\":[" + shards.joined(separator: ",") + "]}\n")
 
         let tooMany = try ghostrun(["matrix", "--github", "--shards", "257"] + paths)
         XCTAssertEqual(tooMany.status, 2)
@@ -451,7 +453,7 @@ extension CLITests {
         let result = try ghostrun(["-qec", "\(binary) run \(path)", "/dev/null"], executable: script)
         XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
         XCTAssertTrue(result.stdout.contains("[1/1]"), result.stdout)
-        XCTAssertTrue(result.stdout.contains("\r\u{1B}[K1 result"), "the line is cleared before the summary: \(result.stdout)")
+        XCTAssertTrue(result.stdout.contains("\r\u{1B}[K1 result"), "cleared before the summary: \(result.stdout)")
     }
 }
 
