@@ -199,6 +199,8 @@ struct Run: ParsableCommand {
         if entries.isEmpty { throw fail("no scenario to run (check the paths and --filter)") }
         if let shardSelection {
             entries = Matrix.shard(entries, index: shardSelection.index, count: shardSelection.count, timings: previous)
+        } else if timings != nil {
+            warn("--timings only balances shards; without --shard or CI shard variables the whole matrix runs")
         }
 
         // A watchdog sweeps this process's cgroups and temp dirs even if it is killed; leftovers of killed runs

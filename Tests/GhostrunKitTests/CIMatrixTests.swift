@@ -252,6 +252,21 @@ final class CIMatrixTests: XCTestCase {
         XCTAssertTrue(JUnitReport.render(file).contains("interrupted: the run was torn down"))
     }
 
+    func testTearDownMarksActiveRunsAndRunsThatRegisterLater() {
+        let runs = ActiveRuns()
+        runs.register(1, cgroup: nil, work: nil, goroot: "/go")
+        runs.register(2, cgroup: nil, work: nil, goroot: "/go")
+        runs.unregister(2, goroot: "/go")
+        XCTAssertFalse(runs.wasTornDown(1))
+        runs.tearDownAll()
+        XCTAssertTrue(runs.wasTornDown(1))
+        XCTAssertFalse(runs.wasTornDown(2), "finished before the signal")
+        runs.register(3, cgroup: nil, work: nil, goroot: "/go")
+        XCTAssertTrue(runs.wasTornDown(3), "was still setting up when the signal came")
+        runs.unregister(3, goroot: "/go")
+        XCTAssertFalse(runs.wasTornDown(3))
+    }
+
     func testProgressLine() {
         let start = ContinuousClock.now
         let progress = ProgressLine(total: 4, started: start)
