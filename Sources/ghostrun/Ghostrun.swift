@@ -32,6 +32,11 @@ struct UsageFailure: Error, CustomStringConvertible {
     var description: String
 }
 
+/// A note on stderr that does not change the exit status.
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data(("ghostrun: " + message + "\n").utf8))
+}
+
 func fail(_ message: String) -> ExitCode {
     FileHandle.standardError.write(Data(("ghostrun: " + message + "\n").utf8))
     return ExitCode(2)
@@ -131,7 +136,7 @@ struct ReportOptions: ParsableArguments {
             do {
                 try GitHubAnnotations.appendStepSummary(MarkdownReport.render(runFile), to: summary)
             } catch {
-                FileHandle.standardError.write(Data("ghostrun: cannot append to GITHUB_STEP_SUMMARY \(summary): \(error)\n".utf8))
+                warn("cannot append to GITHUB_STEP_SUMMARY \(summary): \(error)")
             }
         }
     }
@@ -146,13 +151,17 @@ struct Run: ParsableCommand {
     @Option(help: "Runs in parallel (default: the number of CPUs).")
     var jobs: Int?
 
-    @Option(help: "Run shard I of N (1-based), e.g. 2/3. Without it, CI_NODE_INDEX/CI_NODE_TOTAL (GitLab) or JOB_COMPLETION_INDEX with --shard-count (Kubernetes) choose the shard.")
+    @Option(
+        help: """
+            Run shard I of N (1-based), e.g. 2/3. Without it, CI_NODE_INDEX/CI_NODE_TOTAL (GitLab) or \
+            JOB_COMPLETION_INDEX with --shard-count (Kubernetes) choose the shard.
+            """)
     var shard: String?
 
-    @Option(help: "The number of shards, with JOB_COMPLETION_INDEX (0-based) or CI_NODE_INDEX (1-based) from the environment.")
+    @Option(help: "The number of shards, with JOB_COMPLETION_INDEX (0-based) or CI_NODE_INDEX (1-based).")
     var shardCount: Int?
 
-    @Option(help: "A previous run file (JSON): balance shards by each entry's previous duration instead of round-robin.")
+    @Option(help: "A previous run file (JSON): balance shards by each entry's previous duration, not round-robin.")
     var timings: String?
 
     @OptionGroup var reports: ReportOptions
@@ -193,6 +202,8 @@ struct Run: ParsableCommand {
         if entries.isEmpty { throw fail("no scenario to run (check the paths and --filter)") }
         if let shardSelection {
             entries = Matrix.shard(entries, index: shardSelection.index, count: shardSelection.count, timings: previous)
+        } else if timings != nil {
+            warn("--timings only balances shards; without --shard or CI shard variables the whole matrix runs")
         }
 
         // A watchdog sweeps this process's cgroups and temp dirs even if it is killed; leftovers of killed runs
@@ -231,7 +242,10 @@ struct Run: ParsableCommand {
             timer.schedule(deadline: .now(), repeating: .seconds(1))
             timer.setEventHandler {
                 printLock.lock()
-                FileHandle.standardOutput.write(Data(progress.redraw(width: width).utf8))
+                if let line = progress.redraw(width: width) {
+                    print(line, terminator: "")
+                    fflush(stdout)
+                }
                 printLock.unlock()
             }
             timer.resume()
@@ -250,6 +264,7 @@ struct Run: ParsableCommand {
         })
         redraw?.cancel()
         printLock.lock()
+        progress?.close()
         if progress != nil { print(ProgressLine.clear, terminator: "") }
         print(TerminalReport.summary(results))
         fflush(stdout)
@@ -279,7 +294,7 @@ func terminalWidth() -> Int {
 struct MatrixCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "matrix",
-        abstract: "Print the scenario × toolchain matrix: its entries, or its shards for a GitHub Actions strategy.matrix.")
+        abstract: "Print the scenario × toolchain matrix: its entries, or shards for GitHub Actions.")
 
     /// GitHub Actions refuses a matrix of more than 256 jobs.
     static let maximumShards = 256
@@ -301,7 +316,8 @@ struct MatrixCommand: ParsableCommand {
         if github == list { throw ValidationError("give one of --github or --list") }
         if let shards, shards < 1 { throw ValidationError("--shards must be at least 1") }
         if let shards, shards > MatrixCommand.maximumShards {
-            throw ValidationError("--shards \(shards): GitHub Actions runs at most \(MatrixCommand.maximumShards) jobs per matrix")
+            throw ValidationError(
+                "--shards \(shards): GitHub Actions runs at most \(MatrixCommand.maximumShards) jobs per matrix")
         }
     }
 
@@ -317,7 +333,7 @@ struct MatrixCommand: ParsableCommand {
         // More shards than entries would leave jobs with nothing to run.
         let count = min(wanted, entries.count)
         if count < wanted {
-            FileHandle.standardError.write(Data("ghostrun: \(entries.count) entries: \(count) shards, not \(wanted)\n".utf8))
+            warn("\(entries.count) entries: \(count) shards, not \(wanted)")
         }
         let include = (1...count).map { ["shard": "\($0)/\(count)"] }
         let encoder = JSONEncoder()

@@ -35,14 +35,13 @@ final class CLITests: XCTestCase {
     }
 
     @discardableResult
-    func ghostrun(_ arguments: [String], timeout: TimeInterval = 240) throws -> Outcome {
+    func ghostrun(_ arguments: [String], environment extra: [String: String] = [:], executable: String? = nil,
+                  timeout: TimeInterval = 240) throws -> Outcome
+    {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable ?? binary)
         process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["GHOSTRUN_TOOLCHAINS"] = CLITests.root + "/.toolchains"
-        environment["GHOSTRUN_REQUIRE_HOST"] = nil
-        process.environment = environment
+        process.environment = CLITests.environment(extra)
         process.currentDirectoryURL = URL(fileURLWithPath: CLITests.root)
         let out = temporary + "/stdout-\(UUID().uuidString)", err = temporary + "/stderr-\(UUID().uuidString)"
         FileManager.default.createFile(atPath: out, contents: nil)
@@ -60,6 +59,21 @@ final class CLITests: XCTestCase {
         return Outcome(status: process.terminationStatus,
                        stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
                        stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+    }
+
+    /// The test's environment without the CI variables ghostrun reacts to (a GitLab job would otherwise shard
+    /// every test's run), plus `extra`.
+    static func environment(_ extra: [String: String] = [:]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["GHOSTRUN_TOOLCHAINS"] = CLITests.root + "/.toolchains"
+        environment["GHOSTRUN_REQUIRE_HOST"] = nil
+        let ciVariables = [
+            "CI_NODE_INDEX", "CI_NODE_TOTAL", "JOB_COMPLETION_INDEX", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY",
+        ]
+        for name in ciVariables {
+            environment[name] = nil
+        }
+        return environment.merging(extra) { $1 }
     }
 
     func write(_ name: String, _ text: String) -> String {
@@ -204,8 +218,8 @@ final class CLITests: XCTestCase {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["GHOSTRUN_TOOLCHAINS"] = CLITests.root + "/.toolchains"
+        var environment = CLITests.environment()
+        environment["GHOSTRUN_REQUIRE_HOST"] = ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"]
         process.environment = environment
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -248,6 +262,27 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(eventually(5) { self.leftovers(owner: pid).isEmpty }, "\(leftovers(owner: pid))")
     }
 
+    func testSigintWritesTheReportsAndMarksTheCutShortRunInterrupted() throws {
+        try requireRoot()
+        let json = temporary + "/interrupted.json", junit = temporary + "/interrupted.xml"
+        let process = try startGhostrun(["run", frozenScenario, "--json", json, "--junit", junit])
+        let pid = process.processIdentifier
+        XCTAssertTrue(waitForRun(owner: pid), "the run never started")
+        kill(pid, SIGINT)
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(process.isRunning, "ghostrun ignored SIGINT")
+        XCTAssertEqual(process.terminationStatus, 130)
+        let data = try Data(contentsOf: URL(fileURLWithPath: json))
+        let results = try XCTUnwrap(
+            (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["results"] as? [[String: Any]])
+        XCTAssertEqual(results.count, 1)
+        XCTAssertEqual(results.first?["name"] as? String, "frozen-long")
+        XCTAssertEqual(results.first?["interrupted"] as? Bool, true, "\(results)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: junit))
+        XCTAssertTrue(eventually(5) { self.leftovers(owner: pid).isEmpty }, "\(leftovers(owner: pid))")
+    }
+
     func testSigkillLeavesNothingOnceTheReaperOrTheNextRunSweeps() throws {
         try requireRoot()
         let process = try startGhostrun(["run", frozenScenario])
@@ -268,6 +303,157 @@ final class CLITests: XCTestCase {
         let next = write("next.yaml", "name: next\nrun: [go, version]\n")
         XCTAssertEqual(try ghostrun(["run", next]).status, 0)
         XCTAssertEqual(leftovers(owner: pid), [])
+    }
+}
+
+// MARK: - CI: matrix, shards, merge, GitHub
+
+extension CLITests {
+    private func threeScenarios() -> [String] {
+        ["gamma", "alpha", "beta"].map { write("ci/\($0).yaml", "name: \($0)\nrun: [go, version]\n") }
+    }
+
+    func testMatrixListsEntriesAndPrintsGitHubShards() throws {
+        let paths = threeScenarios()
+        let list = try ghostrun(["matrix", "--list", "--go-version", "all"] + paths)
+        XCTAssertEqual(list.status, 0, list.stderr)
+        let lines = list.stdout.split(separator: "\n").map(String.init)
+        let versions = Set(lines.map { $0.split(separator: "@")[1] })
+        XCTAssertFalse(versions.isEmpty)
+        XCTAssertEqual(lines.count, 3 * versions.count)
+        XCTAssertEqual(lines.first.map { String($0.prefix(6)) }, "alpha@", "sorted by scenario name")
+
+        let github = try ghostrun(["matrix", "--github", "--shards", "2", "--go-version", "all"] + paths)
+        XCTAssertEqual(github.status, 0, github.stderr)
+        XCTAssertEqual(github.stdout, "{\"include\":[{\"shard\":\"1/2\"},{\"shard\":\"2/2\"}]}\n")
+
+        let byDefault = try ghostrun(["matrix", "--github", "--go-version", "all"] + paths)
+        let expected = (lines.count + 7) / 8
+        let shards = (1...expected).map { "{\"shard\":\"\($0)/\(expected)\"}" }
+        XCTAssertEqual(byDefault.stdout, "{\"include\":[" + shards.joined(separator: ",") + "]}\n")
+
+        let tooMany = try ghostrun(["matrix", "--github", "--shards", "257"] + paths)
+        XCTAssertEqual(tooMany.status, 2)
+        XCTAssertTrue(tooMany.stderr.contains("256"), tooMany.stderr)
+        XCTAssertTrue(tooMany.stdout.isEmpty)
+
+        let bad = write("ci-bad/bad.yaml", "name: bad\nrun: [go, version]\nsandbx: {}\n")
+        let badRun = try ghostrun(["matrix", "--github", bad])
+        XCTAssertEqual(badRun.status, 2)
+        XCTAssertTrue(badRun.stderr.contains("bad.yaml:3"), badRun.stderr)
+    }
+
+    func testRunTakesItsShardFromCIVariables() throws {
+        try requireRoot()
+        let paths = threeScenarios()
+        func names(_ environment: [String: String], _ extra: [String] = []) throws -> [String] {
+            let json = temporary + "/shard-\(UUID().uuidString).json"
+            let result = try ghostrun(["run"] + paths + ["--json", json] + extra, environment: environment)
+            XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+            let file = try JSONReport.decode(Data(contentsOf: URL(fileURLWithPath: json)))
+            return file.results.map(\.name)
+        }
+        XCTAssertEqual(try names(["CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "3"]), ["beta"])
+        XCTAssertEqual(try names(["JOB_COMPLETION_INDEX": "2"], ["--shard-count", "3"]), ["gamma"])
+        XCTAssertEqual(try names(["CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "3"], ["--shard", "1/3"]), ["alpha"])
+
+        // Timings: gamma was slow, so with two shards it runs alone.
+        let version = try ghostrun(["matrix", "--list"] + paths).stdout.split(separator: "\n")[0]
+            .split(separator: "@")[1]
+        let host = HostFacts(kernel: "", libseccomp: "", cgroup: "", ghostrunVersion: "", hostname: "")
+        let previous = RunFile(ghostrun: GhostrunVersion.current, host: host, results: [
+            ("alpha", 100), ("beta", 100), ("gamma", 5000),
+        ].map { name, ms in
+            var r = RunResult(name: name, goVersion: String(version), outcome: .ok, summary: "")
+            r.durationMs = ms
+            return r
+        })
+        let timings = temporary + "/timings.json"
+        try JSONReport.encode(previous).write(to: URL(fileURLWithPath: timings))
+        XCTAssertEqual(try names([:], ["--shard", "1/2", "--timings", timings]), ["gamma"])
+        XCTAssertEqual(try names([:], ["--shard", "2/2", "--timings", timings]), ["alpha", "beta"])
+
+        let missingCount = try ghostrun(["run"] + paths, environment: ["JOB_COMPLETION_INDEX": "0"])
+        XCTAssertEqual(missingCount.status, 2)
+        XCTAssertTrue(missingCount.stderr.contains("--shard-count"), missingCount.stderr)
+    }
+
+    func testMergeCombinesShardsReportsToGitHubAndRefusesConflicts() throws {
+        let host = HostFacts(kernel: "6.1", libseccomp: "2.5.4", cgroup: "v2", ghostrunVersion: GhostrunVersion.current,
+                             hostname: "ci")
+        func result(_ name: String, _ version: String, passed: Bool) -> RunResult {
+            var r = RunResult(name: name, goVersion: version, outcome: passed ? .ok : .crash, summary: "")
+            r.passed = passed
+            r.scenarioFile = CLITests.root + "/scenarios/\(name).yaml"
+            r.scenarioLine = 1
+            if !passed { r.failures = ["outcome: expected ok, got crash"] }
+            return r
+        }
+        func save(_ name: String, _ file: RunFile) throws -> String {
+            let path = temporary + "/" + name
+            try JSONReport.encode(file).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let one = try save("shard-1.json", RunFile(ghostrun: GhostrunVersion.current, host: host,
+                                                   results: [result("b", "1.23.4", passed: true)]))
+        let two = try save("shard-2.json", RunFile(ghostrun: GhostrunVersion.current, host: host,
+                                                   results: [result("a", "1.23.4", passed: false),
+                                                             result("a", "1.21.13", passed: true)]))
+        let json = temporary + "/merged.json", junit = temporary + "/merged.xml", markdown = temporary + "/merged.md"
+        let summary = temporary + "/step-summary.md"
+        let merged = try ghostrun(["merge", one, two, "--json", json, "--junit", junit, "--markdown", markdown],
+                                  environment: ["GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": summary,
+                                                "GITHUB_WORKSPACE": CLITests.root])
+        XCTAssertEqual(merged.status, 1, merged.stdout + merged.stderr)
+        XCTAssertTrue(merged.stdout.contains(
+            "::error file=scenarios/a.yaml,line=1,title=a@1.23.4::outcome: expected ok, got crash"), merged.stdout)
+        XCTAssertTrue(merged.stdout.contains("3 results"), merged.stdout)
+        let file = try JSONReport.decode(Data(contentsOf: URL(fileURLWithPath: json)))
+        XCTAssertEqual(file.results.map { "\($0.name)@\($0.goVersion)" }, ["a@1.21.13", "a@1.23.4", "b@1.23.4"])
+        XCTAssertTrue(try String(contentsOfFile: junit, encoding: .utf8).contains("<testcase"))
+        XCTAssertTrue(try String(contentsOfFile: markdown, encoding: .utf8).contains("# ghostrun results"))
+        XCTAssertTrue(try String(contentsOfFile: summary, encoding: .utf8).contains("# ghostrun results"))
+
+        let passing = try ghostrun(["merge", one])
+        XCTAssertEqual(passing.status, 0, passing.stdout + passing.stderr)
+        XCTAssertFalse(passing.stdout.contains("::error"), "no annotations outside GitHub Actions")
+
+        let duplicate = try ghostrun(["merge", one, two, one])
+        XCTAssertEqual(duplicate.status, 2)
+        XCTAssertTrue(duplicate.stderr.contains("b@1.23.4") && duplicate.stderr.contains("shard-1.json"),
+                      duplicate.stderr)
+
+        let other = try save("other.json", RunFile(ghostrun: "9.9.9", host: host, results: []))
+        let mixed = try ghostrun(["merge", one, other])
+        XCTAssertEqual(mixed.status, 2)
+        XCTAssertTrue(mixed.stderr.contains("other.json") && mixed.stderr.contains("shard-1.json"), mixed.stderr)
+
+        let garbage = write("garbage.json", "{")
+        XCTAssertEqual(try ghostrun(["merge", garbage]).status, 2)
+    }
+
+    func testGitHubAnnotationsFromRun() throws {
+        try requireRoot()
+        let failing = write("gh/fail.yaml", "name: gh-fail\nrun: [go, version]\nexpect: {outcome: crash}\n")
+        let summary = temporary + "/run-summary.md"
+        let result = try ghostrun(["run", failing], environment: ["GITHUB_ACTIONS": "true",
+                                                                  "GITHUB_STEP_SUMMARY": summary])
+        XCTAssertEqual(result.status, 1, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("::error file="), result.stdout)
+        XCTAssertTrue(result.stdout.contains("fail.yaml,line=1,title=gh-fail@"), result.stdout)
+        XCTAssertTrue(try String(contentsOfFile: summary, encoding: .utf8).contains("gh-fail"))
+        XCTAssertFalse(result.stdout.contains("\r"), "no progress line when stdout is not a terminal")
+    }
+
+    func testProgressLineOnATerminal() throws {
+        let script = "/usr/bin/script"
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: script), "needs script(1) for a pseudo-terminal")
+        let path = write("tty/version.yaml", "name: tty-version\nrun: [go, version]\n")
+        // script(1) gives ghostrun a pseudo-terminal as stdout and copies what it writes to ours.
+        let result = try ghostrun(["-qec", "\(binary) run \(path)", "/dev/null"], executable: script)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("[1/1]"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("\r\u{1B}[K1 result"), "cleared before the summary: \(result.stdout)")
     }
 }
 

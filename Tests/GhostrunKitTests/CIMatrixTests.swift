@@ -10,8 +10,10 @@ final class CIMatrixTests: XCTestCase {
     }
 
     /// Every id in exactly one shard, and no shard index out of range.
-    private func assertPartition(_ ids: [String], count: Int, timings: [String: Int]?, file: StaticString = #filePath,
-                                 line: UInt = #line) {
+    private func assertPartition(
+        _ ids: [String], count: Int, timings: [String: Int]?, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         let assignment = Matrix.assignShards(ids: ids, count: count, timings: timings)
         XCTAssertEqual(assignment.count, ids.count, file: file, line: line)
         XCTAssertTrue(assignment.allSatisfy { (0..<count).contains($0) }, "\(assignment)", file: file, line: line)
@@ -75,10 +77,12 @@ final class CIMatrixTests: XCTestCase {
     func testShardOfMatrixEntriesKeepsMatrixOrder() throws {
         let scenarios = try (0..<4).map { try scenario("name: s\($0)\nrun: [go, version]\n", file: "s\($0).yaml") }
         let toolchains = [
-            Toolchain(goBinary: "/a/go", goroot: "/a", version: GoVersion(major: 1, minor: 21, patch: 13),
-                      versionString: "go1.21.13"),
-            Toolchain(goBinary: "/b/go", goroot: "/b", version: GoVersion(major: 1, minor: 23, patch: 4),
-                      versionString: "go1.23.4"),
+            Toolchain(
+                goBinary: "/a/go", goroot: "/a", version: GoVersion(major: 1, minor: 21, patch: 13),
+                versionString: "go1.21.13"),
+            Toolchain(
+                goBinary: "/b/go", goroot: "/b", version: GoVersion(major: 1, minor: 23, patch: 4),
+                versionString: "go1.23.4"),
         ]
         let entries = Matrix.entries(scenarios: scenarios, toolchains: toolchains)
         let timings = ["s0@1.21.13": 500, "s3@1.23.4": 400]
@@ -105,16 +109,25 @@ final class CIMatrixTests: XCTestCase {
 
     func testShardSelectionSources() throws {
         XCTAssertNil(try ShardSelection.resolve(shard: nil, shardCount: nil, environment: [:]))
-        XCTAssertEqual(try ShardSelection.resolve(shard: "2/3", shardCount: nil, environment: ["CI_NODE_INDEX": "1",
-                                                                                                "CI_NODE_TOTAL": "5"]),
-                       ShardSelection(index: 2, count: 3, source: "--shard"))
-        XCTAssertEqual(try ShardSelection.resolve(shard: nil, shardCount: nil,
-                                                  environment: ["CI_NODE_INDEX": "3", "CI_NODE_TOTAL": "3"]),
-                       ShardSelection(index: 3, count: 3, source: "CI_NODE_INDEX/CI_NODE_TOTAL"))
-        XCTAssertEqual(try ShardSelection.resolve(shard: nil, shardCount: 4, environment: ["JOB_COMPLETION_INDEX": "0"]),
-                       ShardSelection(index: 1, count: 4, source: "JOB_COMPLETION_INDEX/--shard-count"))
-        XCTAssertEqual(try ShardSelection.resolve(shard: nil, shardCount: 4, environment: ["JOB_COMPLETION_INDEX": "3"])?
-                        .index, 4)
+        XCTAssertEqual(
+            try ShardSelection.resolve(
+                shard: "2/3", shardCount: nil,
+                environment: [
+                    "CI_NODE_INDEX": "1",
+                    "CI_NODE_TOTAL": "5",
+                ]),
+            ShardSelection(index: 2, count: 3, source: "--shard"))
+        XCTAssertEqual(
+            try ShardSelection.resolve(
+                shard: nil, shardCount: nil,
+                environment: ["CI_NODE_INDEX": "3", "CI_NODE_TOTAL": "3"]),
+            ShardSelection(index: 3, count: 3, source: "CI_NODE_INDEX/CI_NODE_TOTAL"))
+        XCTAssertEqual(
+            try ShardSelection.resolve(shard: nil, shardCount: 4, environment: ["JOB_COMPLETION_INDEX": "0"]),
+            ShardSelection(index: 1, count: 4, source: "JOB_COMPLETION_INDEX/--shard-count"))
+        XCTAssertEqual(
+            try ShardSelection.resolve(shard: nil, shardCount: 4, environment: ["JOB_COMPLETION_INDEX": "3"])?
+                .index, 4)
     }
 
     func testShardSelectionErrors() {
@@ -130,7 +143,8 @@ final class CIMatrixTests: XCTestCase {
             ("4/3", nil, [:], "I/N"),
         ]
         for (shard, count, environment, message) in bad {
-            XCTAssertThrowsError(try ShardSelection.resolve(shard: shard, shardCount: count, environment: environment)) {
+            XCTAssertThrowsError(try ShardSelection.resolve(shard: shard, shardCount: count, environment: environment))
+            {
                 XCTAssertTrue("\($0)".contains(message), "\($0) lacks \(message)")
             }
         }
@@ -149,12 +163,15 @@ final class CIMatrixTests: XCTestCase {
     }
 
     func testMergeSortsByNameThenVersionAndKeepsTheFirstHost() throws {
-        let one = RunFile(ghostrun: "0.1.0", host: host("one"), results: [result("b", "1.21.13"), result("a", "1.9.0")],
-                          harness: HarnessStats(cpuUserMs: 1, cpuSystemMs: 1, wallMs: 1))
-        let two = RunFile(ghostrun: "0.1.0", host: host("two"), results: [result("a", "1.19.8"), result("a", "1.23.4")])
+        let one = RunFile(
+            ghostrun: "0.1.0", host: host("one"), results: [result("b", "1.21.13"), result("a", "1.9.0")],
+            harness: HarnessStats(cpuUserMs: 1, cpuSystemMs: 1, wallMs: 1))
+        let two = RunFile(
+            ghostrun: "0.1.0", host: host("two"), results: [result("a", "1.19.8"), result("a", "1.23.4")])
         let merged = try RunFileMerge.merge([("one.json", one), ("two.json", two)])
-        XCTAssertEqual(merged.results.map { "\($0.name)@\($0.goVersion)" },
-                       ["a@1.9.0", "a@1.19.8", "a@1.23.4", "b@1.21.13"])
+        XCTAssertEqual(
+            merged.results.map { "\($0.name)@\($0.goVersion)" },
+            ["a@1.9.0", "a@1.19.8", "a@1.23.4", "b@1.21.13"])
         XCTAssertEqual(merged.host.hostname, "one")
         XCTAssertEqual(merged.ghostrun, "0.1.0")
         XCTAssertNil(merged.harness)
@@ -165,8 +182,9 @@ final class CIMatrixTests: XCTestCase {
         let again = RunFile(ghostrun: "0.1.0", host: host(), results: [result("b", "1.23.4"), result("a", "1.23.4")])
         XCTAssertThrowsError(try RunFileMerge.merge([("shard-1.json", one), ("shard-2.json", again)])) {
             let text = "\($0)"
-            XCTAssertTrue(text.contains("a@1.23.4") && text.contains("shard-1.json") && text.contains("shard-2.json"),
-                          text)
+            XCTAssertTrue(
+                text.contains("a@1.23.4") && text.contains("shard-1.json") && text.contains("shard-2.json"),
+                text)
         }
         let newer = RunFile(ghostrun: "0.2.0", host: host(), results: [result("b", "1.23.4")])
         XCTAssertThrowsError(try RunFileMerge.merge([("old.json", one), ("new.json", newer)])) {
@@ -188,11 +206,13 @@ final class CIMatrixTests: XCTestCase {
         let lines = GitHubAnnotations.errors(
             for: [result("fine", "1.23.4"), result("unjudged", "1.23.4", passed: nil), failed, noFile],
             workspace: "/repo")
-        XCTAssertEqual(lines, [
-            "::error file=scenarios/seed/a%3Ab.yaml,line=3,title=pidfd%2Ctrap@1.23.4::outcome: expected ok, got crash;"
-                + " stderr: expected /100%25/%0D%0Agot \"x\"",
-            "::error title=other@1.21.13::exit: expected 1, got 0",
-        ])
+        XCTAssertEqual(
+            lines,
+            [
+                "::error file=scenarios/seed/a%3Ab.yaml,line=3,title=pidfd%2Ctrap@1.23.4::outcome: expected ok, got crash;"
+                    + " stderr: expected /100%25/%0D%0Agot \"x\"",
+                "::error title=other@1.21.13::exit: expected 1, got 0",
+            ])
     }
 
     func testEscaping() {
@@ -222,6 +242,29 @@ final class CIMatrixTests: XCTestCase {
         XCTAssertTrue(String(decoding: data, as: UTF8.self).contains("\"interrupted\":true"))
         XCTAssertEqual(try JSONDecoder().decode(RunResult.self, from: data).interrupted, true)
         XCTAssertTrue(TerminalReport.line(for: r, color: false).contains("interrupted"))
+
+        // An interrupted run is shown as such and does not make a scenario "differ across toolchains".
+        r.outcome = .signaled
+        let file = RunFile(ghostrun: "0.1.0", host: host(), results: [result("a", "1.21.13"), r])
+        let markdown = MarkdownReport.render(file)
+        XCTAssertTrue(markdown.contains("signaled (interrupted)"), markdown)
+        XCTAssertTrue(markdown.contains("No scenario's outcome differs"), markdown)
+        XCTAssertTrue(JUnitReport.render(file).contains("interrupted: the run was torn down"))
+    }
+
+    func testTearDownMarksActiveRunsAndRunsThatRegisterLater() {
+        let runs = ActiveRuns()
+        runs.register(1, cgroup: nil, work: nil, goroot: "/go")
+        runs.register(2, cgroup: nil, work: nil, goroot: "/go")
+        runs.unregister(2, goroot: "/go")
+        XCTAssertFalse(runs.wasTornDown(1))
+        runs.tearDownAll()
+        XCTAssertTrue(runs.wasTornDown(1))
+        XCTAssertFalse(runs.wasTornDown(2), "finished before the signal")
+        runs.register(3, cgroup: nil, work: nil, goroot: "/go")
+        XCTAssertTrue(runs.wasTornDown(3), "was still setting up when the signal came")
+        runs.unregister(3, goroot: "/go")
+        XCTAssertFalse(runs.wasTornDown(3))
     }
 
     func testProgressLine() {
@@ -237,5 +280,7 @@ final class CIMatrixTests: XCTestCase {
         let narrow = progress.text(now: now, width: 60)
         XCTAssertLessThan(narrow.count, 60)
         XCTAssertTrue(narrow.hasSuffix("…  elapsed 12s"), narrow)
+        progress.close()
+        XCTAssertNil(progress.redraw(now: now), "no redraw after the summary")
     }
 }

@@ -88,6 +88,7 @@ public enum JUnitReport {
     /// What a CI reader needs without opening the JSON: outcome, first denial, hang kind, stderr tail.
     static func evidenceSummary(_ r: RunResult) -> String {
         var lines = ["outcome: \(r.outcome.rawValue)", "summary: \(r.summary)"]
+        if r.interrupted == true { lines.append("interrupted: the run was torn down by SIGINT/SIGTERM") }
         if let failing = r.failingProcess { lines.append("failing process: \(failing)") }
         if let denial = r.evidence.firstDenial {
             lines.append("first denial: \(denial.syscall) (\(denial.action)) in \(denial.comm) pid \(denial.pid)")

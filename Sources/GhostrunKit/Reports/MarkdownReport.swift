@@ -54,13 +54,15 @@ public enum MarkdownReport {
         var text = r.outcome.rawValue
         if let kind = r.hangKind { text += " (\(kind.rawValue))" }
         if let signal = r.signal, r.outcome == .signaled { text += " \(signal)" }
+        if r.interrupted == true { text += " (interrupted)" }
         return text
     }
 
     /// Skips and harness errors say nothing about how a toolchain behaves, so they are left out when
     /// deciding whether outcomes differ.
     static func countsForComparison(_ r: RunResult) -> Bool {
-        r.outcome != .skipped && r.outcome != .harnessError
+        // Nor do runs cut short by SIGINT: their outcome is the teardown's, not the toolchain's.
+        r.outcome != .skipped && r.outcome != .harnessError && r.interrupted != true
     }
 
     /// Whether the scenario's outcome (with hang kind) changes between the Go versions that ran it.

@@ -13,6 +13,7 @@ public final class ProgressLine: @unchecked Sendable {
     private let started: ContinuousClock.Instant
     private var done = 0
     private var running: [String] = []
+    private var closed = false
 
     public init(total: Int, started: ContinuousClock.Instant = .now) {
         self.total = total
@@ -46,8 +47,19 @@ public final class ProgressLine: @unchecked Sendable {
         return text + elapsed
     }
 
-    /// What to write to redraw the line in place.
-    public func redraw(now: ContinuousClock.Instant = .now, width: Int = 80) -> String {
-        ProgressLine.clear + text(now: now, width: width)
+    /// Ends the line for good: a redraw already on its way (a timer tick racing the end of the run) must not
+    /// paint it again below the summary.
+    public func close() {
+        lock.lock()
+        closed = true
+        lock.unlock()
+    }
+
+    /// What to write to redraw the line in place; nil once closed.
+    public func redraw(now: ContinuousClock.Instant = .now, width: Int = 80) -> String? {
+        lock.lock()
+        let closed = self.closed
+        lock.unlock()
+        return closed ? nil : ProgressLine.clear + text(now: now, width: width)
     }
 }

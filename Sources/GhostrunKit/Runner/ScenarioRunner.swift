@@ -38,11 +38,17 @@ public final class ActiveRuns: @unchecked Sendable {
     private var cgroups: [Int: RunCgroup] = [:]
     private var workDirectories: [Int: WorkDirectory] = [:]
     private var toolchainUse: [String: Int] = [:]
+    private var active: Set<Int> = []
     private var tornDown: Set<Int> = []
+    private var shuttingDown = false
 
     func register(_ sequence: Int, cgroup: RunCgroup?, work: WorkDirectory?, goroot: String) {
         lock.lock()
         defer { lock.unlock() }
+        // A run still setting up when the signal came registers after the teardown; it is torn down too, or
+        // ghostrun would wait out its whole timeout before exiting.
+        if shuttingDown { tornDown.insert(sequence) }
+        active.insert(sequence)
         if let cgroup { cgroups[sequence] = cgroup }
         if let work { workDirectories[sequence] = work }
         toolchainUse[goroot, default: 0] += 1
@@ -55,6 +61,7 @@ public final class ActiveRuns: @unchecked Sendable {
         workDirectories[sequence] = nil
         toolchainUse[goroot, default: 1] -= 1
         tornDown.remove(sequence)
+        active.remove(sequence)
     }
 
     /// Whether `tearDownAll()` killed this run while it was active; checked by the run when it finishes, before
@@ -72,13 +79,14 @@ public final class ActiveRuns: @unchecked Sendable {
         return toolchainUse[goroot] ?? 0
     }
 
-    /// Kills and removes everything of every active run; for SIGINT/SIGTERM handlers.
+    /// Kills and removes everything of every active run, and marks them and every run that registers later as
+    /// torn down (their results say `interrupted`); for SIGINT/SIGTERM handlers, after which the process exits.
     public func tearDownAll() {
         lock.lock()
         let groups = Array(cgroups.values)
         let works = Array(workDirectories.values)
-        tornDown.formUnion(cgroups.keys)
-        tornDown.formUnion(workDirectories.keys)
+        tornDown.formUnion(active)
+        shuttingDown = true
         cgroups = [:]
         workDirectories = [:]
         lock.unlock()
@@ -174,6 +182,12 @@ public final class ScenarioRunner: @unchecked Sendable {
         defer {
             cgroup.destroy()
             ActiveRuns.shared.unregister(sequence, goroot: toolchain.goroot)
+        }
+        if ActiveRuns.shared.wasTornDown(sequence) {
+            var result = skipped(scenario, toolchain, reason: "interrupted (SIGINT/SIGTERM) before the go command started")
+            result.passed = nil
+            result.interrupted = true
+            return result
         }
 
         let observation: RunObservation
