@@ -65,12 +65,8 @@ public enum ResultBuilder {
         scenarioLine: Int? = nil, tags: [String] = [], expectation: Expectation? = nil
     ) -> RunResult {
         var result = RunResult(name: name, goVersion: goVersion, outcome: .skipped, summary: "skipped: \(reason)")
-        result.goPath = goPath
-        result.scenarioFile = scenarioFile
-        result.scenarioLine = scenarioLine
-        result.tags = tags
-        result.expected = expectation.map(ExpectedJSON.init)
-        result.reason = reason
+        stamp(&result, goPath: goPath, scenarioFile: scenarioFile, scenarioLine: scenarioLine, tags: tags,
+              expectation: expectation, reason: reason)
         return result
     }
 
@@ -82,14 +78,23 @@ public enum ResultBuilder {
     ) -> RunResult {
         var result = RunResult(
             name: name, goVersion: goVersion, outcome: .harnessError, summary: "harness error: \(reason)")
+        stamp(&result, goPath: goPath, scenarioFile: scenarioFile, scenarioLine: scenarioLine, tags: tags,
+              expectation: expectation, reason: reason)
+        result.durationMs = durationMs
+        return result
+    }
+
+    /// Where a result that did not run comes from, and why.
+    private static func stamp(
+        _ result: inout RunResult, goPath: String?, scenarioFile: String?, scenarioLine: Int?, tags: [String],
+        expectation: Expectation?, reason: String
+    ) {
         result.goPath = goPath
         result.scenarioFile = scenarioFile
         result.scenarioLine = scenarioLine
         result.tags = tags
         result.expected = expectation.map(ExpectedJSON.init)
         result.reason = reason
-        result.durationMs = durationMs
-        return result
     }
 
     // MARK: - Pieces
