@@ -177,6 +177,21 @@ extension ScenarioRunner {
                 break
             }
             let now = ContinuousClock.now
+            // A due time-based freeze goes first, before sampling: `after: 0ms` must catch even `go version`.
+            switch schedule.next(now: now, newProcessNames: []) {
+            case .freeze?:
+                do {
+                    try cgroup.freeze()
+                    events.append(CgroupEvent(timeMs: ms(now), event: "freeze-requested", detail: cgroup.freezeVia))
+                } catch {
+                    events.append(CgroupEvent(timeMs: ms(now), event: "freeze-failed", detail: "\(error)"))
+                }
+            case .thaw?:
+                try? cgroup.thaw()
+                events.append(CgroupEvent(timeMs: ms(now), event: "thaw-requested", detail: cgroup.freezeVia))
+                lastProgress = now
+            case nil: break
+            }
             let round = sampler.sample(pids: cgroup.pids())
             for process in round.newProcesses { seenPids.insert(process.pid) }
             collectDenials()
