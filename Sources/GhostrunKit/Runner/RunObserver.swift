@@ -168,36 +168,8 @@ extension ScenarioRunner {
 
         let pidfd = ghostrun_pidfd_open(pid, 0)
         defer { if pidfd >= 0 { close(pidfd) } }
-        var interval = options.minimumInterval
-        while termination == nil {
-            var status: Int32 = 0
-            let waited = waitpid(pid, &status, WNOHANG)
-            if waited == pid {
-                termination = ScenarioRunner.termination(from: status)
-                break
-            }
-            let now = ContinuousClock.now
-            // A due time-based freeze goes first, before sampling: `after: 0ms` must catch even `go version`.
-            switch schedule.next(now: now, newProcessNames: []) {
-            case .freeze?:
-                do {
-                    try cgroup.freeze()
-                    events.append(CgroupEvent(timeMs: ms(now), event: "freeze-requested", detail: cgroup.freezeVia))
-                } catch {
-                    events.append(CgroupEvent(timeMs: ms(now), event: "freeze-failed", detail: "\(error)"))
-                }
-            case .thaw?:
-                try? cgroup.thaw()
-                events.append(CgroupEvent(timeMs: ms(now), event: "thaw-requested", detail: cgroup.freezeVia))
-                lastProgress = now
-            case nil: break
-            }
-            let round = sampler.sample(pids: cgroup.pids())
-            for process in round.newProcesses { seenPids.insert(process.pid) }
-            collectDenials()
-
-            // Freeze schedule.
-            switch schedule.next(now: now, newProcessNames: round.newProcesses.map(\.comm)) {
+        func apply(_ action: FreezeSchedule.Action?, at now: ContinuousClock.Instant) {
+            switch action {
             case .freeze?:
                 do {
                     try cgroup.freeze()
@@ -211,6 +183,25 @@ extension ScenarioRunner {
                 lastProgress = now  // a thaw is the harness's doing; the target gets a fresh hang window
             case nil: break
             }
+        }
+
+        var interval = options.minimumInterval
+        while termination == nil {
+            var status: Int32 = 0
+            let waited = waitpid(pid, &status, WNOHANG)
+            if waited == pid {
+                termination = ScenarioRunner.termination(from: status)
+                break
+            }
+            let now = ContinuousClock.now
+            // A due time-based freeze goes first, before sampling: `after: 0ms` must catch even `go version`.
+            apply(schedule.next(now: now, newProcessNames: []), at: now)
+            let round = sampler.sample(pids: cgroup.pids())
+            for process in round.newProcesses { seenPids.insert(process.pid) }
+            collectDenials()
+
+            // Freeze steps triggered by a process that just appeared.
+            apply(schedule.next(now: now, newProcessNames: round.newProcesses.map(\.comm)), at: now)
             let frozen = !scenario.sandbox.cgroup.freeze.isEmpty && cgroup.isFrozen()
             if frozen != lastFrozen {
                 events.append(CgroupEvent(timeMs: ms(now), event: frozen ? "frozen" : "thawed"))

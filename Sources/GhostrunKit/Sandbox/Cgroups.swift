@@ -134,7 +134,7 @@ public final class RunCgroup: @unchecked Sendable {
                 try? RunCgroup.write("+\(controller)", to: parentPath + "/cgroup.subtree_control")
             }
             let path = parentPath + "/" + name
-            guard mkdir(path, 0o755) == 0 else {
+            guard RunCgroup.makeRunDirectory(path) == 0 else {
                 throw CgroupError(message: "cannot create \(path): \(String(cString: strerror(errno)))")
             }
             v2Path = path
@@ -147,7 +147,7 @@ public final class RunCgroup: @unchecked Sendable {
         func v1Cgroup(_ controller: String) throws -> String? {
             guard let root = h.v1[controller] else { return nil }
             let path = try parent(root) + "/" + name
-            guard mkdir(path, 0o755) == 0 else {
+            guard RunCgroup.makeRunDirectory(path) == 0 else {
                 throw CgroupError(message: "cannot create \(path): \(String(cString: strerror(errno)))")
             }
             v1Paths[controller] = path
@@ -214,6 +214,14 @@ public final class RunCgroup: @unchecked Sendable {
         self.pidsVia = pidsVia
         self.memoryVia = memoryVia
         self.freezeVia = freezeVia
+    }
+
+    /// mkdir of a run's cgroup; when another run's teardown removed the empty parent in between, makes it again.
+    static func makeRunDirectory(_ path: String) -> Int32 {
+        if mkdir(path, 0o755) == 0 { return 0 }
+        guard errno == ENOENT else { return -1 }
+        mkdir((path as NSString).deletingLastPathComponent, 0o755)
+        return mkdir(path, 0o755)
     }
 
     /// Open `cgroup.procs` descriptors the child writes "0" to before exec.
@@ -314,6 +322,9 @@ public final class RunCgroup: @unchecked Sendable {
                 attempts += 1
                 usleep(1_000)
             }
+            // The `ghostrun` parent goes too once it holds no run; with other runs active rmdir fails and it stays.
+            let parent = (path as NSString).deletingLastPathComponent
+            if (parent as NSString).lastPathComponent == CgroupParentName.name { rmdir(parent) }
         }
     }
 
