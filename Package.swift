@@ -25,7 +25,7 @@ let package = Package(
                 "CGhostrun", "CSeccomp", "CCap",
                 .product(name: "Yams", package: "Yams"),
             ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "ghostrun",
@@ -33,17 +33,17 @@ let package = Package(
                 "GhostrunKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "GhostrunKitTests",
             dependencies: ["GhostrunKit", "CGhostrun"],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "GhostrunCLITests",
             dependencies: ["GhostrunKit"],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]
 )

@@ -131,7 +131,7 @@ struct ReportOptions: ParsableArguments {
         guard environment["GITHUB_ACTIONS"] == "true" else { return }
         let workspace = environment["GITHUB_WORKSPACE"] ?? FileManager.default.currentDirectoryPath
         for line in GitHubAnnotations.errors(for: runFile.results, workspace: workspace) { print(line) }
-        fflush(stdout)
+        fflush(nil)
         if let summary = environment["GITHUB_STEP_SUMMARY"], !summary.isEmpty {
             do {
                 try GitHubAnnotations.appendStepSummary(MarkdownReport.render(runFile), to: summary)
@@ -244,7 +244,7 @@ struct Run: ParsableCommand {
                 printLock.lock()
                 if let line = progress.redraw(width: width) {
                     print(line, terminator: "")
-                    fflush(stdout)
+                    fflush(nil)
                 }
                 printLock.unlock()
             }
@@ -259,7 +259,7 @@ struct Run: ParsableCommand {
             if progress != nil { print(ProgressLine.clear, terminator: "") }
             print(TerminalReport.line(for: result, color: color))
             if let progress { print(progress.text(width: width), terminator: "") }
-            fflush(stdout)
+            fflush(nil)
             printLock.unlock()
         })
         redraw?.cancel()
@@ -267,7 +267,7 @@ struct Run: ParsableCommand {
         progress?.close()
         if progress != nil { print(ProgressLine.clear, terminator: "") }
         print(TerminalReport.summary(results))
-        fflush(stdout)
+        fflush(nil)
         printLock.unlock()
 
         // Written on SIGINT too: the results that did finish (and those cut short, marked `interrupted`) are
@@ -373,7 +373,7 @@ struct Merge: ParsableCommand {
         let color = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         for result in merged.results { print(TerminalReport.line(for: result, color: color)) }
         print(TerminalReport.summary(merged.results))
-        fflush(stdout)
+        fflush(nil)
         try reports.write(merged)
         reports.reportToGitHub(merged)
         throw ExitCode(ExitStatus.forRun(merged.results))

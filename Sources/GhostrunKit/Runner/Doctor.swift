@@ -1,5 +1,6 @@
 import CGhostrun
 import Foundation
+import Synchronization
 
 /// One line of `ghostrun doctor`.
 public struct DoctorCheck: Codable, Sendable {
@@ -104,14 +105,21 @@ public enum Cleanup {
             + WorkDirectory.sweep(ownerFilter: { $0 == owner })
     }
 
-    private static var reaperPipe: Int32 = -1
+    /// The write end of the reaper's pipe, held open for this process's lifetime; -1 before the reaper starts.
+    private static let reaperPipe = Mutex<Int32>(-1)
 
     /// Starts a watchdog process that sweeps this process's runs once it is gone, however it died.
     /// `executable` is this program; it is run as `executable __reap OWNER`.
     public static func startReaper(executable: String) {
-        guard reaperPipe < 0 else { return }
+        reaperPipe.withLock { pipe in
+            guard pipe < 0 else { return }
+            pipe = spawnReaper(executable: executable)
+        }
+    }
+
+    private static func spawnReaper(executable: String) -> Int32 {
         var fds: [Int32] = [0, 0]
-        guard ghostrun_pipe_cloexec(&fds) == 0 else { return }
+        guard ghostrun_pipe_cloexec(&fds) == 0 else { return -1 }
         // The read end must survive the reaper's exec; only the reaper holds it open.
         let arguments = [executable, "__reap", String(getpid())]
         var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
@@ -121,6 +129,8 @@ public enum Cleanup {
             ghostrun_spawn_reaper(executable, buffer.baseAddress, fds[0])
         }
         close(fds[0])
-        if pid > 0 { reaperPipe = fds[1] } else { close(fds[1]) }
+        if pid > 0 { return fds[1] }
+        close(fds[1])
+        return -1
     }
 }

@@ -1,5 +1,6 @@
 import CGhostrun
 import Foundation
+import Synchronization
 
 /// How runs are carried out on this host.
 public struct RunnerOptions: Sendable {
@@ -98,18 +99,17 @@ public final class ActiveRuns: @unchecked Sendable {
 /// Runs one scenario on one toolchain: plan → spawn → observe → classify → result.
 public final class ScenarioRunner: @unchecked Sendable {
     public let options: RunnerOptions
-    private static let sequenceLock = NSLock()
-    private static var nextSequence = 0
+    private static let lastSequence = Mutex(0)
 
     public init(options: RunnerOptions = RunnerOptions()) {
         self.options = options
     }
 
     static func takeSequence() -> Int {
-        sequenceLock.lock()
-        defer { sequenceLock.unlock() }
-        nextSequence += 1
-        return nextSequence
+        lastSequence.withLock { last in
+            last += 1
+            return last
+        }
     }
 
     public func run(_ scenario: Scenario, toolchain: Toolchain) -> RunResult {
