@@ -409,6 +409,64 @@ final class ScenarioLoaderTests: XCTestCase {
         XCTAssertEqual(found.map(\.line), [3, 5])
     }
 
+    // MARK: Strict values (each was accepted, skipped or trapped before)
+
+    func testGoConstraintIsParsedStrictly() {
+        for text in ["1.21+", "go1.21", "1.2x", ">=1.21rc1", "~1.21", ">=", "1.21 ||", "1.23 - 1.21"] {
+            assertError(
+                Self.minimal + "go: \"\(text)\"\n", line: 3, key: "go", message: "is not a Go version constraint",
+                hint: "\">=1.21\"")
+        }
+        assertError(
+            Self.minimal + "go: \"go1.21\"\n", line: 3, key: "go", message: "without `go`: `1.21`")
+    }
+
+    func testGoConstraintAcceptsSpacesRangesAndAlternatives() throws {
+        func allows(_ constraint: String, _ version: String) throws -> Bool {
+            try VersionConstraint(parsing: constraint).allows(GoVersion(version)!)
+        }
+        XCTAssertTrue(try allows(">= 1.21", "1.21.13"))
+        XCTAssertFalse(try allows(">= 1.21", "1.19.8"))
+        XCTAssertTrue(try allows(">=1.21, <1.24", "1.23.4"))
+        XCTAssertFalse(try allows(">=1.21 <1.23", "1.23.4"))
+        XCTAssertTrue(try allows("<1.20 || >=1.23", "1.19.8"))
+        XCTAssertTrue(try allows("<1.20 || >= 1.23", "1.27.3"))
+        XCTAssertFalse(try allows("<1.20 || >=1.23", "1.21.13"))
+        XCTAssertTrue(try allows("1.21 - 1.23", "1.23.4"))
+        XCTAssertTrue(try allows("1.22", "1.22.10"))
+        XCTAssertFalse(try allows("1.22.1", "1.22.10"))
+    }
+
+    func testDurationsAreRangeChecked() {
+        assertError(
+            Self.minimal + "timeout: 9300000000000000000ms\n", line: 3, key: "timeout",
+            message: "longer than the limit of 7 days")
+        assertError(Self.minimal + "hang_after: 169h\n", line: 3, key: "hang_after", message: "longer than the limit")
+        assertError(Self.minimal + "timeout: infs\n", line: 3, key: "timeout", message: "is not a duration")
+        assertError(Self.minimal + "timeout: 1e3s\n", line: 3, key: "timeout", message: "is not a duration")
+        XCTAssertEqual(parseDuration("168h"), .seconds(7 * 24 * 3600))
+    }
+
+    func testLimitsTheKernelRefusesAreBadInput() {
+        assertError(
+            Self.minimal + "sandbox:\n  cgroup:\n    pids_max: 5000000\n", line: 5, key: "sandbox.cgroup.pids_max",
+            message: "above the kernel's limit 4194304")
+        assertError(
+            Self.minimal + "sandbox:\n  cgroup:\n    memory_max: 100\n", line: 5, key: "sandbox.cgroup.memory_max",
+            message: "below one page")
+    }
+
+    func testErrnoNumbersMustBeErrnos() {
+        let rule = "sandbox:\n  seccomp:\n    rules:\n      - syscalls: [openat]\n        action: errno\n"
+        assertError(
+            Self.minimal + rule + "        errno: 4095\n", line: 8, key: "sandbox.seccomp.rules[0].errno",
+            message: "unknown errno `4095`", hint: "errno number 1-")
+        assertError(
+            Self.minimal + "faults:\n  - syscall: openat\n    errno: 0\n", line: 5, key: "faults[0].errno",
+            message: "unknown errno `0`")
+        XCTAssertEqual(ErrnoName.value(of: "13"), 13)
+    }
+
     func testStringWhereListExpected() {
         assertError(
             "name: t\nrun: go build\n", line: 2, key: "run", message: "expected a list, found the string `go build`")

@@ -71,9 +71,10 @@ public enum ErrnoName {
         return result
     }()
 
-    /// `EPERM` → 1; a decimal number is accepted as is.
+    /// `EPERM` → 1; a decimal number is accepted when it is an errno this libc knows (1–133 on Linux): a
+    /// number outside them (`4095`) would be accepted by the parser and then refused or mangled at run time.
     public static func value(of name: String) -> Int32? {
-        if let number = Int32(name), number > 0, number < 4096 { return number }
+        if let number = Int32(name) { return table.contains(where: { $0.value == number }) ? number : nil }
         let upper = name.uppercased()
         return table.first(where: { $0.name == upper })?.value
     }
@@ -84,6 +85,9 @@ public enum ErrnoName {
     }
 
     public static var allNames: [String] { table.map(\.name) }
+
+    /// The highest errno value this libc names.
+    public static var largestValue: Int32 { table.map(\.value).max() ?? 133 }
 }
 
 /// Syscall names and numbers of the native architecture, through libseccomp.

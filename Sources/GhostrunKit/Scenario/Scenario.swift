@@ -205,6 +205,13 @@ public struct FreezeStep: Sendable, Equatable {
 }
 
 public struct CgroupRequest: Sendable, Equatable {
+    /// PID_MAX_LIMIT on 64-bit kernels: pids.max refuses more.
+    public static let largestPidsMax = 4_194_304
+    /// One page.
+    public static let smallestMemoryMax: UInt64 = 4096
+    /// The cgroup v1 page counter's maximum (PAGE_COUNTER_MAX × 4 KiB, rounded down to a whole GiB): memory.max and
+    /// memory.limit_in_bytes take no more.
+    public static let largestMemoryMax: UInt64 = 1 << 62
     public var pidsMax: Int?
     public var memoryMax: UInt64?
     public var freeze: [FreezeStep] = []

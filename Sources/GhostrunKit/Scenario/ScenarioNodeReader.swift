@@ -171,6 +171,9 @@ final class ScenarioNodeReader {
         }
         guard let value = parseDuration(scalar.string) else {
             let bare = Double(scalar.string) != nil
+            if exceedsDurationLimit(scalar.string) {
+                throw error(node, path, "`\(scalar.string)` is longer than the limit of 7 days", hint: hint)
+            }
             throw error(
                 node, path, "`\(scalar.string)` is not a duration",
                 hint: bare ? "add a unit, e.g. \(scalar.string)s; \(hint)" : hint)

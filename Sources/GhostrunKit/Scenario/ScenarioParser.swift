@@ -87,12 +87,13 @@ struct ScenarioParser {
             result.tags = try reader.stringList(value, path).map(\.0)
         case "go":
             let text = try reader.string(value, path)
-            guard let constraint = VersionConstraint(text) else {
+            do {
+                result.goConstraint = try VersionConstraint(parsing: text)
+            } catch let problem as VersionConstraint.Problem {
                 throw reader.error(
-                    value, path, "`\(text)` is not a Go version constraint",
-                    hint: "e.g. \">=1.21\", \"<1.23\", \"==1.22\" or \"1.21 - 1.23\" (quote it)")
+                    value, path, "`\(text)` is not a Go version constraint: \(problem)",
+                    hint: "e.g. \">=1.21\", \"<1.23\", \"==1.22\", \"1.21 - 1.23\" or \"<1.20 || >=1.23\" (quote it)")
             }
-            result.goConstraint = constraint
         case "run":
             let argv = try reader.stringList(value, path)
             guard !argv.isEmpty else {
@@ -419,7 +420,7 @@ struct ScenarioParser {
             throw reader.error(
                 node, path, "unknown errno `\(name)`",
                 hint: Reader.suggestion(for: name.uppercased(), in: ErrnoName.allNames)
-                    ?? "a name such as EPERM or EACCES, or a number 1-4095")
+                    ?? "a name such as EPERM or EACCES, or an errno number 1-\(ErrnoName.largestValue)")
         }
         return value
     }
@@ -607,9 +608,27 @@ struct ScenarioParser {
                             entry.value, entry.path, "pids_max must be at least 1",
                             hint: "the go command itself is one process")
                     }
+                    // The kernel refuses pids.max above PID_MAX_LIMIT (4194304 on 64-bit) with EINVAL.
+                    guard value <= CgroupRequest.largestPidsMax else {
+                        throw reader.error(
+                            entry.value, entry.path,
+                            "pids_max \(value) is above the kernel's limit \(CgroupRequest.largestPidsMax)",
+                            hint: "omit pids_max for no limit")
+                    }
                     result.pidsMax = value
                 case "memory_max":
-                    result.memoryMax = try reader.size(entry.value, entry.path)
+                    let value = try reader.size(entry.value, entry.path)
+                    guard value >= CgroupRequest.smallestMemoryMax else {
+                        throw reader.error(
+                            entry.value, entry.path, "memory_max \(value) is below one page",
+                            hint: "give at least 4KiB; a go build needs tens of MiB")
+                    }
+                    guard value <= CgroupRequest.largestMemoryMax else {
+                        throw reader.error(
+                            entry.value, entry.path, "memory_max \(value) is above the largest limit the kernel takes",
+                            hint: "omit memory_max for no limit")
+                    }
+                    result.memoryMax = value
                 case "freeze":
                     if case .sequence = entry.value {
                         result.freeze = try reader.sequence(entry.value, entry.path).enumerated().map { index, item in
