@@ -194,6 +194,80 @@ final class CIMatrixTests: XCTestCase {
         XCTAssertThrowsError(try RunFileMerge.merge([]))
     }
 
+    /// Shard run files as `run --shard I/N` writes them, cut round-robin from `ids`.
+    private func shardFiles(_ ids: [String], count: Int) -> [(path: String, file: RunFile)] {
+        let assignment = Matrix.assignShards(ids: ids, count: count, timings: nil)
+        return (1...count).map { index in
+            let mine = ids.indices.filter { assignment[$0] == index - 1 }.map { ids[$0] }
+            let results = mine.map { id -> RunResult in
+                let parts = id.split(separator: "@")
+                return result(String(parts[0]), String(parts[1]))
+            }
+            return ("shard-\(index).json", RunFile(
+                ghostrun: "0.1.0", host: host(), results: results,
+                matrix: MatrixRecord(allIds: ids, shardIds: mine, index: index, count: count)))
+        }
+    }
+
+    private let matrixIds = ["a@1.19.8", "a@1.23.4", "b@1.19.8", "b@1.23.4", "c@1.19.8"]
+
+    func testMergeOfEveryShardRecordsTheWholeMatrix() throws {
+        let merged = try RunFileMerge.merge(shardFiles(matrixIds, count: 3))
+        XCTAssertEqual(merged.results.count, 5)
+        XCTAssertEqual(merged.matrix?.shard, "1/1")
+        XCTAssertEqual(merged.matrix?.size, 5)
+        XCTAssertEqual(merged.matrix?.digest, MatrixRecord.digest(of: matrixIds))
+        // A merged file merges again, alone.
+        XCTAssertEqual(try RunFileMerge.merge([("merged.json", merged)]).results.count, 5)
+    }
+
+    func testMergeNamesAMissingShard() {
+        var files = shardFiles(matrixIds, count: 3)
+        files.remove(at: 1)
+        XCTAssertThrowsError(try RunFileMerge.merge(files)) {
+            XCTAssertTrue("\($0)".contains("shard 2/3 of the matrix (5 entries) is missing"), "\($0)")
+        }
+    }
+
+    func testMergeNamesAMissingEntry() {
+        var files = shardFiles(matrixIds, count: 2)
+        files[0].file.results.removeLast()
+        XCTAssertThrowsError(try RunFileMerge.merge(files)) {
+            XCTAssertTrue("\($0)".contains("shard-1.json (shard 1/2) has no result for c@1.19.8"), "\($0)")
+        }
+    }
+
+    func testMergeRefusesAShardOfAnotherMatrix() {
+        var files = shardFiles(matrixIds, count: 2)
+        files[1] = shardFiles(matrixIds + ["d@1.19.8"], count: 2)[1]
+        XCTAssertThrowsError(try RunFileMerge.merge(files)) {
+            XCTAssertTrue("\($0)".contains("shard-2.json") && "\($0)".contains("different matrix"), "\($0)")
+        }
+    }
+
+    func testMergeRefusesARecordedShardGivenTwiceOrMixedWithAnUnrecordedFile() {
+        let files = shardFiles(matrixIds, count: 2)
+        XCTAssertThrowsError(try RunFileMerge.merge([files[0], ("again.json", files[0].file)])) {
+            XCTAssertTrue("\($0)".contains("given twice") || "\($0)".contains("in both"), "\($0)")
+        }
+        let legacy = RunFile(ghostrun: "0.1.0", host: host(), results: [result("z", "1.19.8")])
+        XCTAssertThrowsError(try RunFileMerge.merge([files[0], ("legacy.json", legacy)])) {
+            XCTAssertTrue("\($0)".contains("legacy.json does not record its shard"), "\($0)")
+        }
+    }
+
+    func testMatrixRecordRoundTripsAndOldRunFilesStillDecode() throws {
+        let record = MatrixRecord(allIds: matrixIds, shardIds: ["a@1.19.8"], index: 2, count: 3)
+        let file = RunFile(ghostrun: "0.1.0", host: host(), results: [], matrix: record)
+        let data = try JSONReport.encode(file)
+        XCTAssertTrue(String(decoding: data, as: UTF8.self).contains("\"shard\" : \"2\\/3\"")
+            || String(decoding: data, as: UTF8.self).contains("\"shard\" : \"2/3\""))
+        XCTAssertEqual(try JSONReport.decode(data).matrix, record)
+        var old = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        old["matrix"] = nil
+        XCTAssertNil(try JSONReport.decode(JSONSerialization.data(withJSONObject: old)).matrix)
+    }
+
     // MARK: GitHubAnnotations
 
     func testAnnotationsForFailedExpectationsOnly() {

@@ -232,11 +232,84 @@ public struct RunFile: Codable, Equatable, Sendable {
     public var results: [RunResult]
     /// ghostrun's own cost for the whole run (its sampler, readers and setup; children excluded).
     public var harness: HarnessStats?
-    public init(ghostrun: String, host: HostFacts, results: [RunResult], harness: HarnessStats? = nil) {
+    /// Which part of which matrix these results are (absent in run files of ghostrun before 0.3).
+    public var matrix: MatrixRecord?
+    public init(ghostrun: String, host: HostFacts, results: [RunResult], harness: HarnessStats? = nil,
+                matrix: MatrixRecord? = nil) {
         self.ghostrun = ghostrun
         self.host = host
         self.results = results
         self.harness = harness
+        self.matrix = matrix
+    }
+}
+
+/// The shard a run file holds and the whole matrix it was cut from, so that `merge` can prove that the shards
+/// it combines add up to exactly that matrix: none missing, none run against another matrix.
+public struct MatrixRecord: Codable, Equatable, Sendable {
+    /// 1-based.
+    public var shardIndex: Int
+    public var shardCount: Int
+    /// Entries in the whole matrix (every shard).
+    public var size: Int
+    /// `fnv1a64:` and the FNV-1a hash of the whole matrix's sorted `name@go_version` ids, one per line. It tells
+    /// matrices apart; it is not a security measure.
+    public var digest: String
+    /// The `name@go_version` ids this shard was given.
+    public var entries: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case shard, size, digest, entries
+    }
+
+    public init(shardIndex: Int, shardCount: Int, size: Int, digest: String, entries: [String]) {
+        self.shardIndex = shardIndex
+        self.shardCount = shardCount
+        self.size = size
+        self.digest = digest
+        self.entries = entries
+    }
+
+    /// The record of shard `index`/`count` holding `shardIds`, cut from the matrix of `allIds`.
+    public init(allIds: [String], shardIds: [String], index: Int = 1, count: Int = 1) {
+        self.init(shardIndex: index, shardCount: count, size: allIds.count, digest: Self.digest(of: allIds),
+                  entries: shardIds)
+    }
+
+    public static func digest(of ids: [String]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in ids.sorted().joined(separator: "\n").utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return "fnv1a64:" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// `2/3`.
+    public var shard: String { "\(shardIndex)/\(shardCount)" }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let shard = try c.decode(String.self, forKey: .shard)
+        let parts = shard.split(separator: "/").compactMap { Int($0) }
+        guard parts.count == 2, parts[0] >= 1, parts[0] <= parts[1] else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .shard, in: c, debugDescription: "`\(shard)` is not a shard I/N with 1 <= I <= N")
+        }
+        shardIndex = parts[0]
+        shardCount = parts[1]
+        size = try c.decode(Int.self, forKey: .size)
+        digest = try c.decode(String.self, forKey: .digest)
+        entries = try c.decode([String].self, forKey: .entries)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(shard, forKey: .shard)
+        try c.encode(size, forKey: .size)
+        try c.encode(digest, forKey: .digest)
+        try c.encode(entries, forKey: .entries)
     }
 }
 
