@@ -326,6 +326,21 @@ final class CIMatrixTests: XCTestCase {
         XCTAssertTrue(JUnitReport.render(file).contains("interrupted: the run was torn down"))
     }
 
+    func testInterruptedResultsAreJUnitErrorsNeverFailures() {
+        var failed = result("a", "1.23.4", passed: false)
+        failed.outcome = .hang
+        failed.interrupted = true
+        var skipped = result("b", "1.23.4")
+        skipped.outcome = .skipped
+        skipped.passed = nil
+        skipped.interrupted = true
+        let xml = JUnitReport.render(RunFile(ghostrun: "0.1.0", host: host(), results: [failed, skipped]))
+        XCTAssertFalse(xml.contains("<failure"), xml)
+        XCTAssertFalse(xml.contains("<skipped"), xml)
+        XCTAssertEqual(xml.components(separatedBy: "<error message=\"interrupted by SIGINT/SIGTERM\"").count, 3, xml)
+        XCTAssertTrue(xml.contains("failures=\"0\" errors=\"2\" skipped=\"0\""), xml)
+    }
+
     func testTearDownMarksActiveRunsAndRunsThatRegisterLater() {
         let runs = ActiveRuns()
         runs.register(1, cgroup: nil, work: nil, goroot: "/go")

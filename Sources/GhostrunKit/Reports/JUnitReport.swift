@@ -37,11 +37,15 @@ public enum JUnitReport {
     }
 
     static func counts(_ results: [RunResult]) -> String {
-        let failures = results.filter { $0.passed == false && $0.outcome != .harnessError }.count
-        let errors = results.filter { $0.outcome == .harnessError }.count
-        let skipped = results.filter { $0.outcome == .skipped }.count
+        let failures = results.filter { $0.passed == false && !isError($0) }.count
+        let errors = results.filter(isError).count
+        let skipped = results.filter { $0.outcome == .skipped && $0.interrupted != true }.count
         return " tests=\"\(results.count)\" failures=\"\(failures)\" errors=\"\(errors)\" skipped=\"\(skipped)\""
     }
+
+    /// A harness error, or a run torn down by SIGINT/SIGTERM: nothing was learned about the target, so it is an
+    /// `<error>`, never a `<failure>` (which says the target behaved differently from what was expected).
+    static func isError(_ r: RunResult) -> Bool { r.outcome == .harnessError || r.interrupted == true }
 
     static func total(_ results: [RunResult]) -> Int { results.reduce(0) { $0 + $1.durationMs } }
 
@@ -67,6 +71,9 @@ public enum JUnitReport {
         if let line = r.scenarioLine { xml += " line=\"\(line)\"" }
         xml += " time=\"\(seconds(r.durationMs))\">\n"
         switch r.outcome {
+        case _ where r.interrupted == true:
+            let message = "interrupted by SIGINT/SIGTERM"
+            xml += "      <error message=\"\(message)\" type=\"interrupted\">\(text(message + ": " + r.summary))</error>\n"
         case .skipped:
             xml += "      <skipped message=\"\(attribute(r.reason ?? r.summary))\"/>\n"
         case .harnessError:
