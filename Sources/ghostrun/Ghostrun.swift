@@ -169,6 +169,13 @@ struct Run: ParsableCommand {
     @Flag(help: "Keep each run's $WORK directory (printed) for debugging.")
     var keepWork = false
 
+    @Flag(
+        help: """
+            Accept results skipped because the host lacks a feature. Without it, a scenario with `expect:` that is \
+            skipped for any reason other than its `go:` constraint fails the run (exit 1).
+            """)
+    var allowSkip = false
+
     @Option(name: .customLong("trace-out"), help: "Write every syscall the supervisor sees as a JSON line here.")
     var traceOut: String?
 
@@ -200,6 +207,7 @@ struct Run: ParsableCommand {
         }
         var entries = try selection.entries()
         if entries.isEmpty { throw fail("no scenario to run (check the paths and --filter)") }
+        let allIds = entries.map(\.id)
         if let shardSelection {
             entries = Matrix.shard(entries, index: shardSelection.index, count: shardSelection.count, timings: previous)
         } else if timings != nil {
@@ -251,9 +259,10 @@ struct Run: ParsableCommand {
             timer.resume()
             redraw = timer
         }
-        let results = matrix.run(entries, onStart: { entry in
+        let unjudged = matrix.run(entries, onStart: { entry in
             progress?.started(entry.id)
         }, onResult: { result in
+            let result = ResultBuilder.judgeSkips([result], allowSkip: allowSkip)[0]
             progress?.finished("\(result.name)@\(result.goVersion)")
             printLock.lock()
             if progress != nil { print(ProgressLine.clear, terminator: "") }
@@ -262,6 +271,7 @@ struct Run: ParsableCommand {
             fflush(nil)
             printLock.unlock()
         })
+        let results = ResultBuilder.judgeSkips(unjudged, allowSkip: allowSkip)
         redraw?.cancel()
         printLock.lock()
         progress?.close()
@@ -272,8 +282,12 @@ struct Run: ParsableCommand {
 
         // Written on SIGINT too: the results that did finish (and those cut short, marked `interrupted`) are
         // what a CI job needs to see why it was cancelled.
-        let runFile = RunFile(ghostrun: GhostrunVersion.current, host: HostFacts.current(), results: results,
-                              harness: HarnessStats.current(wallMs: (ContinuousClock.now - started).milliseconds))
+        let runFile = RunFile(
+            ghostrun: GhostrunVersion.current, host: HostFacts.current(), results: results,
+            harness: HarnessStats.current(wallMs: (ContinuousClock.now - started).milliseconds),
+            matrix: MatrixRecord(
+                allIds: allIds, shardIds: entries.map(\.id), index: shardSelection?.index ?? 1,
+                count: shardSelection?.count ?? 1))
         try reports.write(runFile)
         reports.reportToGitHub(runFile)
         if let signalNumber = interrupted.value {
@@ -367,6 +381,9 @@ struct Merge: ParsableCommand {
         let merged: RunFile
         do {
             merged = try RunFileMerge.merge(inputs)
+            if merged.matrix == nil {
+                warn("these run files do not record their shards (written before ghostrun 0.3): completeness not checked")
+            }
         } catch {
             throw fail("\(error)")
         }

@@ -432,6 +432,47 @@ extension CLITests {
         XCTAssertEqual(try ghostrun(["merge", garbage]).status, 2)
     }
 
+    func testShardRunFilesMergeOnlyWhenComplete() throws {
+        try requireRoot()
+        _ = write("shards/a.yaml", "name: shard-a\nrun: [go, version]\nexpect: {outcome: ok}\n")
+        _ = write("shards/b.yaml", "name: shard-b\nrun: [go, version]\nexpect: {outcome: ok}\n")
+        _ = write("shards/c.yaml", "name: shard-c\nrun: [go, version]\nexpect: {outcome: ok}\n")
+        let one = temporary + "/shard-1.json", two = temporary + "/shard-2.json"
+        for (index, file) in [(1, one), (2, two)] {
+            let run = try ghostrun(["run", temporary + "/shards", "--shard", "\(index)/2", "--json", file])
+            XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        }
+        let record = try JSONReport.decode(Data(contentsOf: URL(fileURLWithPath: one))).matrix
+        XCTAssertEqual(record?.shard, "1/2")
+        XCTAssertEqual(record?.size, 3)
+
+        let complete = try ghostrun(["merge", one, two, "--json", temporary + "/all.json"])
+        XCTAssertEqual(complete.status, 0, complete.stdout + complete.stderr)
+        XCTAssertTrue(complete.stdout.contains("3 results"), complete.stdout)
+
+        let missing = try ghostrun(["merge", one])
+        XCTAssertEqual(missing.status, 2, missing.stdout + missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("shard 2/2 of the matrix (3 entries) is missing"), missing.stderr)
+
+        // A shard run against a different matrix (here: another --filter) is refused, naming the file.
+        let other = temporary + "/other-2.json"
+        XCTAssertEqual(
+            try ghostrun(["run", temporary + "/shards", "--filter", "shard-[ab]", "--shard", "2/2", "--json", other])
+                .status, 0)
+        let mixed = try ghostrun(["merge", one, other])
+        XCTAssertEqual(mixed.status, 2)
+        XCTAssertTrue(mixed.stderr.contains("other-2.json") && mixed.stderr.contains("different matrix"), mixed.stderr)
+    }
+
+    func testSkipByGoConstraintStaysGreen() throws {
+        try requireRoot()
+        let constrained = write(
+            "skip/constraint.yaml", "name: skip-constraint\ngo: \"<1.0\"\nrun: [go, version]\nexpect: {outcome: ok}\n")
+        let result = try ghostrun(["run", constrained])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("skipped"), result.stdout)
+    }
+
     func testGitHubAnnotationsFromRun() throws {
         try requireRoot()
         let failing = write("gh/fail.yaml", "name: gh-fail\nrun: [go, version]\nexpect: {outcome: crash}\n")

@@ -341,6 +341,28 @@ final class CIMatrixTests: XCTestCase {
         XCTAssertTrue(xml.contains("failures=\"0\" errors=\"2\" skipped=\"0\""), xml)
     }
 
+    func testSkipsFailExpectingScenariosUnlessCausedByTheGoConstraintOrAllowed() {
+        var expectation = Expectation()
+        expectation.outcomes = [.ok]
+        let host = ResultBuilder.skipped(
+            name: "a", goVersion: "1.23.4", reason: "cgroup.memory_max needs the memory controller",
+            expectation: expectation)
+        let constraint = ResultBuilder.skipped(
+            name: "b", goVersion: "1.19.8", reason: "go 1.19.8 does not satisfy go: \">=1.21\"", cause: .goConstraint,
+            expectation: expectation)
+        let nothingExpected = ResultBuilder.skipped(name: "c", goVersion: "1.23.4", reason: "no memory controller")
+        let judged = ResultBuilder.judgeSkips([host, constraint, nothingExpected], allowSkip: false)
+        XCTAssertEqual(judged.map(\.passed), [false, nil, nil])
+        XCTAssertTrue(judged[0].failures.first?.contains("memory controller") == true, "\(judged[0].failures)")
+        XCTAssertTrue(judged[0].failures.first?.contains("--allow-skip") == true)
+        XCTAssertEqual(ExitStatus.forRun(judged), ExitStatus.expectationFailed)
+        let allowed = ResultBuilder.judgeSkips([host, constraint, nothingExpected], allowSkip: true)
+        XCTAssertEqual(ExitStatus.forRun(allowed), ExitStatus.success)
+        XCTAssertTrue(
+            String(decoding: try! JSONReport.encode(RunFile(ghostrun: "0", host: self.host(), results: judged)),
+                   as: UTF8.self).contains("\"skip_cause\" : \"go-constraint\""))
+    }
+
     func testTearDownMarksActiveRunsAndRunsThatRegisterLater() {
         let runs = ActiveRuns()
         runs.register(1, cgroup: nil, work: nil, goroot: "/go")

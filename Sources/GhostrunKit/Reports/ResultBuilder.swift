@@ -61,13 +61,32 @@ public enum ResultBuilder {
     /// A run that did not happen because the toolchain fails the `go:` constraint or the host lacks a
     /// feature. `passed` stays nil: a skip neither passes nor fails the expectation.
     public static func skipped(
-        name: String, goVersion: String, reason: String, goPath: String? = nil, scenarioFile: String? = nil,
-        scenarioLine: Int? = nil, tags: [String] = [], expectation: Expectation? = nil
+        name: String, goVersion: String, reason: String, cause: SkipCause = .host, goPath: String? = nil,
+        scenarioFile: String? = nil, scenarioLine: Int? = nil, tags: [String] = [], expectation: Expectation? = nil
     ) -> RunResult {
         var result = RunResult(name: name, goVersion: goVersion, outcome: .skipped, summary: "skipped: \(reason)")
         stamp(&result, goPath: goPath, scenarioFile: scenarioFile, scenarioLine: scenarioLine, tags: tags,
               expectation: expectation, reason: reason)
+        result.skipCause = cause
         return result
+    }
+
+    /// A skip is green only when the scenario asked for it: a result skipped for any reason other than its `go:`
+    /// constraint, in a scenario that expects something, fails (exit 1) unless `allowSkip` (`--allow-skip`).
+    /// Interrupted runs are left alone: they are reported as interrupted, not as failures.
+    public static func judgeSkips(_ results: [RunResult], allowSkip: Bool) -> [RunResult] {
+        guard !allowSkip else { return results }
+        return results.map { result in
+            guard result.outcome == .skipped, result.expected != nil, result.interrupted != true,
+                result.skipCause != .goConstraint
+            else { return result }
+            var judged = result
+            judged.passed = false
+            judged.failures.append(
+                "expected a result but the run was skipped: \(result.reason ?? "no reason given") "
+                    + "(--allow-skip accepts skips)")
+            return judged
+        }
     }
 
     /// ghostrun could not set the run up. Never the target's outcome, so no expectation is judged;

@@ -23,6 +23,9 @@ public struct RunResult: Codable, Equatable, Sendable {
     public var stdoutTail: String
     /// Why the run was skipped or could not be set up.
     public var reason: String?
+    /// For a skipped result: whether the scenario's own `go:` constraint excluded the toolchain (an intended skip)
+    /// or the host could not run it (which fails a scenario that expects something, unless skips are allowed).
+    public var skipCause: SkipCause?
     public var summary: String
     public var firstDiagnostic: String?
     public var failingProcess: String?
@@ -35,7 +38,7 @@ public struct RunResult: Codable, Equatable, Sendable {
         case name, goVersion = "go_version", goPath = "go_path", scenarioFile = "scenario_file",
             scenarioLine = "scenario_line", tags, outcome, passed, expected, failures, exitCode = "exit_code",
             signal, hangKind = "hang_kind", durationMs = "duration_ms", stderrTail = "stderr_tail",
-            stdoutTail = "stdout_tail", reason, summary, firstDiagnostic = "first_diagnostic",
+            stdoutTail = "stdout_tail", reason, skipCause = "skip_cause", summary, firstDiagnostic = "first_diagnostic",
             failingProcess = "failing_process", evidence, interrupted
     }
 
@@ -84,6 +87,7 @@ public struct RunResult: Codable, Equatable, Sendable {
         try c.encode(stderrTail, forKey: .stderrTail)
         try c.encode(stdoutTail, forKey: .stdoutTail)
         try c.encodeIfPresent(reason, forKey: .reason)
+        try c.encodeIfPresent(skipCause, forKey: .skipCause)
         try c.encode(summary, forKey: .summary)
         try c.encodeIfPresent(firstDiagnostic, forKey: .firstDiagnostic)
         try c.encodeIfPresent(failingProcess, forKey: .failingProcess)
@@ -91,6 +95,16 @@ public struct RunResult: Codable, Equatable, Sendable {
         // Only when true: the field is an exception, and run files of complete runs stay as they were.
         if interrupted == true { try c.encode(true, forKey: .interrupted) }
     }
+}
+
+/// Why a result was skipped.
+public enum SkipCause: String, Codable, Sendable {
+    /// The toolchain fails the scenario's `go:` constraint: the scenario says it does not apply.
+    case goConstraint = "go-constraint"
+    /// The host lacks a feature the scenario needs: nothing was tested.
+    case host
+    /// SIGINT/SIGTERM came before the go command started.
+    case interrupted
 }
 
 /// The `expect:` block as written, for reports.

@@ -116,7 +116,9 @@ public final class ScenarioRunner: @unchecked Sendable {
         let started = ContinuousClock.now
         var result: RunResult
         if let constraint = scenario.goConstraint, !constraint.allows(toolchain.version) {
-            result = skipped(scenario, toolchain, reason: "go \(toolchain.label) does not satisfy go: \"\(constraint)\"")
+            result = skipped(
+                scenario, toolchain, reason: "go \(toolchain.label) does not satisfy go: \"\(constraint)\"",
+                cause: .goConstraint)
         } else if scenario.sandbox.seccomp?.profile != nil {
             result = skipped(scenario, toolchain,
                 reason: "sandbox.seccomp.profile (OCI/Docker profile files) is not supported by this ghostrun version yet")
@@ -127,9 +129,11 @@ public final class ScenarioRunner: @unchecked Sendable {
         return result
     }
 
-    private func skipped(_ scenario: Scenario, _ toolchain: Toolchain, reason: String) -> RunResult {
+    private func skipped(_ scenario: Scenario, _ toolchain: Toolchain, reason: String, cause: SkipCause = .host)
+        -> RunResult
+    {
         ResultBuilder.skipped(
-            name: scenario.name, goVersion: toolchain.label, reason: reason, goPath: toolchain.goBinary,
+            name: scenario.name, goVersion: toolchain.label, reason: reason, cause: cause, goPath: toolchain.goBinary,
             scenarioFile: scenario.location.file, scenarioLine: scenario.location.line, tags: scenario.tags,
             expectation: scenario.expect)
     }
@@ -184,7 +188,9 @@ public final class ScenarioRunner: @unchecked Sendable {
             ActiveRuns.shared.unregister(sequence, goroot: toolchain.goroot)
         }
         if ActiveRuns.shared.wasTornDown(sequence) {
-            var result = skipped(scenario, toolchain, reason: "interrupted (SIGINT/SIGTERM) before the go command started")
+            var result = skipped(
+                scenario, toolchain, reason: "interrupted (SIGINT/SIGTERM) before the go command started",
+                cause: .interrupted)
             result.passed = nil
             result.interrupted = true
             return result
