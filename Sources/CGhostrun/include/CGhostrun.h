@@ -8,6 +8,8 @@
 #include <sys/types.h>
 #include <sys/resource.h>
 
+#include "CGhostrunKernel.h"
+
 #define GHOSTRUN_MAX_CGROUP_FDS 8
 #define GHOSTRUN_MAX_RLIMITS 16
 #define GHOSTRUN_MAX_GROUPS 64

@@ -1,13 +1,17 @@
 import CGhostrun
 import Foundation
+import Synchronization
 
 /// Reads a pipe on its own thread so the target never blocks on a full pipe, keeping at most `limit` bytes
 /// (the head is dropped first: the end of stderr is where Go puts its diagnostics).
-final class OutputCapture: @unchecked Sendable {
-    private let lock = NSLock()
-    private var buffer = Data()
-    private var total = 0
-    private var finished = false
+final class OutputCapture: Sendable {
+    private struct State {
+        var buffer = Data()
+        var total = 0
+        var finished = false
+    }
+
+    private let state = Mutex(State())
     private let limit: Int
     private let readFd: Int32
     /// The pipe's write end, handed to the child.
@@ -16,9 +20,8 @@ final class OutputCapture: @unchecked Sendable {
 
     init(limit: Int = 4 << 20) throws {
         var fds: [Int32] = [0, 0]
-        guard ghostrun_pipe_cloexec(&fds) == 0 else {
-            throw SpawnError(step: "pipe", errno: errno)
-        }
+        try nothingOrErrno { ghostrun_pipe_cloexec(&fds) }.orThrow(
+            step: "output capture", syscall: "pipe2", "spawn step pipe failed")
         readFd = fds[0]
         writeFd = fds[1]
         self.limit = limit
@@ -28,19 +31,17 @@ final class OutputCapture: @unchecked Sendable {
         let thread = Thread { [self] in
             var chunk = [UInt8](repeating: 0, count: 65536)
             while true {
-                let n = chunk.withUnsafeMutableBytes { read(readFd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                lock.lock()
-                buffer.append(contentsOf: chunk[0..<n])
-                total += n
-                if buffer.count > limit { buffer.removeFirst(buffer.count - limit) }
-                lock.unlock()
+                // Any error but EINTR (retried in the chokepoint) ends the capture like end of file.
+                guard case .success(let n) = chunk.withUnsafeMutableBytes({ System.read(readFd, into: $0) }), n > 0
+                else { break }
+                state.withLock { state in
+                    state.buffer.append(contentsOf: chunk[0..<n])
+                    state.total += n
+                    if state.buffer.count > limit { state.buffer.removeFirst(state.buffer.count - limit) }
+                }
             }
-            close(readFd)
-            lock.lock()
-            finished = true
-            lock.unlock()
+            System.close(readFd)
+            state.withLock { $0.finished = true }
             done.signal()
         }
         thread.name = "ghostrun-output"
@@ -48,38 +49,27 @@ final class OutputCapture: @unchecked Sendable {
     }
 
     /// Closes ghostrun's copy of the write end once the child has it.
-    func closeWriteEnd() { close(writeFd) }
+    func closeWriteEnd() { System.close(writeFd) }
 
     /// Bytes read so far (including any dropped from the head).
-    var byteCount: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return total
-    }
+    var byteCount: Int { state.withLock { $0.total } }
 
-    var text: String {
-        lock.lock()
-        defer { lock.unlock() }
-        return String(decoding: buffer, as: UTF8.self)
-    }
+    var text: String { state.withLock { String(decoding: $0.buffer, as: UTF8.self) } }
 
     /// Text after the first `offset` bytes read (used to cut out the SIGQUIT goroutine dump).
     func text(since offset: Int) -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        let dropped = total - buffer.count
-        let start = max(0, offset - dropped)
-        guard start < buffer.count else { return "" }
-        return String(decoding: buffer[buffer.startIndex.advanced(by: start)...], as: UTF8.self)
+        state.withLock { state in
+            let dropped = state.total - state.buffer.count
+            let start = max(0, offset - dropped)
+            guard start < state.buffer.count else { return "" }
+            return String(decoding: state.buffer[state.buffer.startIndex.advanced(by: start)...], as: UTF8.self)
+        }
     }
 
     /// Waits until every writer closed the pipe, at most `timeout` seconds.
     @discardableResult
     func waitForEnd(timeout: TimeInterval) -> Bool {
-        lock.lock()
-        let already = finished
-        lock.unlock()
-        if already { return true }
+        if state.withLock({ $0.finished }) { return true }
         if done.wait(timeout: .now() + timeout) == .success {
             done.signal()  // later callers see the end too
             return true

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Where the host's cgroup hierarchies are, read from /proc/self/mountinfo (never hard-coded:
 /// this project's machines mount v2 at /sys/fs/cgroup/unified, most hosts at /sys/fs/cgroup).
@@ -94,22 +95,23 @@ public struct HostUnsupported: Error, CustomStringConvertible {
     public var description: String { reason }
 }
 
-public struct CgroupError: Error, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
-}
-
 /// One run's cgroups: a v2 cgroup (membership, freeze, kill, events) plus v1 cgroups for the controllers
 /// v2 does not offer on this host.
-public final class RunCgroup: @unchecked Sendable {
+///
+/// The paths and controllers are fixed at creation. The open `cgroup.procs` descriptors the child joins through
+/// belong to this object alone: they are handed out only inside `withJoinDescriptors`, under the same lock
+/// `destroy()` takes them with, so they are closed exactly once even when the signal teardown and the run
+/// destroy the cgroup at the same time, and never while a spawn is using them.
+public final class RunCgroup: Sendable {
     public let name: String
-    public private(set) var v2Path: String?
+    public let v2Path: String?
     /// Controller → path of this run's cgroup in that v1 hierarchy.
-    public private(set) var v1Paths: [String: String] = [:]
-    public private(set) var pidsVia: String?
-    public private(set) var memoryVia: String?
-    public private(set) var freezeVia: String?
-    private var procsFds: [Int32] = []
+    public let v1Paths: [String: String]
+    public let pidsVia: String?
+    public let memoryVia: String?
+    public let freezeVia: String?
+    /// Open `cgroup.procs` descriptors; nil once `destroy()` closed them.
+    private let procsFds: Mutex<[Int32]?>
 
     /// Creates the cgroups and applies limits. Throws `HostUnsupported` when a needed controller is missing.
     public init(name: String, hierarchies h: CgroupHierarchies, request: CgroupRequest) throws {
@@ -117,10 +119,11 @@ public final class RunCgroup: @unchecked Sendable {
         let controllers = h.v2Controllers
         func parent(_ root: String) throws -> String {
             let parent = root + "/" + CgroupParentName.name
-            if mkdir(parent, 0o755) != 0 && errno != EEXIST {
-                throw CgroupError(message: "cannot create \(parent): \(String(cString: strerror(errno)))")
+            switch System.mkdir(parent) {
+            case .success, .failure(.exists): return parent
+            case .failure(let error):
+                throw HarnessError(step: "cgroup", syscall: "mkdir", path: parent, errno: error, "cannot create \(parent)")
             }
-            return parent
         }
         // v2: enable the controllers we need in the subtree, when the root offers them.
         var wantV2: [String] = []
@@ -134,27 +137,24 @@ public final class RunCgroup: @unchecked Sendable {
                 try? RunCgroup.write("+\(controller)", to: parentPath + "/cgroup.subtree_control")
             }
             let path = parentPath + "/" + name
-            guard RunCgroup.makeRunDirectory(path) == 0 else {
-                throw CgroupError(message: "cannot create \(path): \(String(cString: strerror(errno)))")
-            }
+            try RunCgroup.makeRunDirectory(path)
             v2Path = path
         }
-        self.v2Path = v2Path
         let v2Enabled = Set(
             (v2Path.flatMap { try? String(contentsOfFile: $0 + "/cgroup.controllers", encoding: .utf8) } ?? "")
                 .split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
 
+        var v1Paths: [String: String] = [:]
         func v1Cgroup(_ controller: String) throws -> String? {
             guard let root = h.v1[controller] else { return nil }
             let path = try parent(root) + "/" + name
-            guard RunCgroup.makeRunDirectory(path) == 0 else {
-                throw CgroupError(message: "cannot create \(path): \(String(cString: strerror(errno)))")
-            }
+            try RunCgroup.makeRunDirectory(path)
             v1Paths[controller] = path
             return path
         }
 
         var pidsVia: String?, memoryVia: String?, freezeVia: String?
+        var fds: [Int32] = []
         do {
             if let pidsMax = request.pidsMax {
                 if let v2Path, v2Enabled.contains("pids") {
@@ -197,39 +197,60 @@ public final class RunCgroup: @unchecked Sendable {
                     throw HostUnsupported(reason: "no cgroup hierarchy is mounted (checked /proc/self/mountinfo)")
                 }
             }
-            for path in [v2Path].compactMap({ $0 }) + v1Paths.keys.sorted().compactMap({ v1Paths[$0] }) {
-                let fd = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
-                guard fd >= 0 else {
-                    throw CgroupError(message: "cannot open \(path)/cgroup.procs: \(String(cString: strerror(errno)))")
-                }
-                procsFds.append(fd)
+            for path in RunCgroup.allPaths(v2Path: v2Path, v1Paths: v1Paths) {
+                let procs = path + "/cgroup.procs"
+                fds.append(
+                    try System.open(procs, O_WRONLY).orThrow(
+                        step: "cgroup", syscall: "open", path: procs, "cannot open \(procs)"))
             }
         } catch {
-            self.pidsVia = pidsVia
-            self.memoryVia = memoryVia
-            self.freezeVia = freezeVia
-            destroy()
+            for fd in fds { System.close(fd) }
+            RunCgroup.destroy(paths: RunCgroup.allPaths(v2Path: v2Path, v1Paths: v1Paths))
             throw error
         }
+        self.v2Path = v2Path
+        self.v1Paths = v1Paths
         self.pidsVia = pidsVia
         self.memoryVia = memoryVia
         self.freezeVia = freezeVia
+        self.procsFds = Mutex(fds)
     }
 
     /// mkdir of a run's cgroup; when another run's teardown removed the empty parent in between, makes it again.
-    static func makeRunDirectory(_ path: String) -> Int32 {
-        if mkdir(path, 0o755) == 0 { return 0 }
-        guard errno == ENOENT else { return -1 }
-        mkdir((path as NSString).deletingLastPathComponent, 0o755)
-        return mkdir(path, 0o755)
+    static func makeRunDirectory(_ path: String) throws {
+        var made = System.mkdir(path)
+        if case .failure(.noSuchFile) = made {
+            _ = System.mkdir((path as NSString).deletingLastPathComponent)
+            made = System.mkdir(path)
+        }
+        try made.orThrow(step: "cgroup", syscall: "mkdir", path: path, "cannot create \(path)")
     }
 
-    /// Open `cgroup.procs` descriptors the child writes "0" to before exec.
-    public var joinDescriptors: [Int32] { procsFds }
+    /// Runs `body` with the open `cgroup.procs` descriptors the child writes "0" to before exec (spawn inside
+    /// `body`). `destroy()` waits for `body` to return, so the descriptors stay open and are not reused by another
+    /// open while the child is being started. Throws when the cgroup was destroyed already: a child started
+    /// without them would run outside its cgroup.
+    public func withJoinDescriptors<Result>(_ body: ([Int32]) throws -> Result) throws -> Result {
+        try procsFds.withLock { fds -> Result in
+            guard let fds else {
+                throw HarnessError(step: "cgroup", "the run's cgroup \(name) was torn down before its process started")
+            }
+            return try body(fds)
+        }
+    }
+
+    /// The open `cgroup.procs` descriptors (empty once destroyed).
+    ///
+    /// Prefer `withJoinDescriptors`: a concurrent `destroy()` may close these numbers right after this returns.
+    public var joinDescriptors: [Int32] { procsFds.withLock { $0 ?? [] } }
 
     /// The cgroup used to list and kill the run's processes.
     public var primaryPath: String { v2Path ?? v1Paths.values.sorted().first ?? "" }
-    public var allPaths: [String] { [v2Path].compactMap { $0 } + v1Paths.keys.sorted().compactMap { v1Paths[$0] } }
+    public var allPaths: [String] { RunCgroup.allPaths(v2Path: v2Path, v1Paths: v1Paths) }
+
+    static func allPaths(v2Path: String?, v1Paths: [String: String]) -> [String] {
+        [v2Path].compactMap { $0 } + v1Paths.keys.sorted().compactMap { v1Paths[$0] }
+    }
 
     public func pids() -> [Int32] {
         guard let text = try? RunCgroup.read(primaryPath + "/cgroup.procs") else { return [] }
@@ -240,7 +261,7 @@ public final class RunCgroup: @unchecked Sendable {
         switch freezeVia {
         case "v2": try RunCgroup.write("1", to: v2Path! + "/cgroup.freeze")
         case "v1": try RunCgroup.write("FROZEN", to: v1Paths["freezer"]! + "/freezer.state")
-        default: throw CgroupError(message: "no freezer for this run")
+        default: throw HarnessError(step: "cgroup", "no freezer for this run")
         }
     }
 
@@ -287,10 +308,15 @@ public final class RunCgroup: @unchecked Sendable {
         return nil
     }
 
-    /// Thaw, kill every process, wait for the cgroups to empty, remove them. Safe to call twice.
+    /// Thaw, kill every process, wait for the cgroups to empty, remove them. Safe to call twice and from
+    /// several threads at once (the signal teardown and the run): the descriptors are taken out under the lock
+    /// and closed by the one caller that got them.
     public func destroy() {
-        for fd in procsFds { close(fd) }
-        procsFds = []
+        let fds = procsFds.withLock { fds -> [Int32] in
+            defer { fds = nil }
+            return fds ?? []
+        }
+        for fd in fds { System.close(fd) }
         RunCgroup.destroy(paths: allPaths)
     }
 
@@ -318,13 +344,13 @@ public final class RunCgroup: @unchecked Sendable {
         } while Date() < deadline
         for path in existing {
             var attempts = 0
-            while rmdir(path) != 0 && errno == EBUSY && attempts < 1000 {
+            while case .failure(.busy) = System.rmdir(path), attempts < 1000 {
                 attempts += 1
                 usleep(1_000)
             }
             // The `ghostrun` parent goes too once it holds no run; with other runs active rmdir fails and it stays.
             let parent = (path as NSString).deletingLastPathComponent
-            if (parent as NSString).lastPathComponent == CgroupParentName.name { rmdir(parent) }
+            if (parent as NSString).lastPathComponent == CgroupParentName.name { _ = System.rmdir(parent) }
         }
     }
 
@@ -363,16 +389,10 @@ public final class RunCgroup: @unchecked Sendable {
     }
 
     static func write(_ text: String, to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw CgroupError(message: "cannot open \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        guard written == bytes.count else {
-            throw CgroupError(message: "cannot write \"\(text)\" to \(path): \(String(cString: strerror(errno)))")
-        }
+        let fd = try System.open(path, O_WRONLY).orThrow(step: "cgroup", syscall: "open", path: path, "cannot open \(path)")
+        defer { System.close(fd) }
+        try System.writeAll(fd, Array(text.utf8)).orThrow(
+            step: "cgroup", syscall: "write", path: path, "cannot write \"\(text)\" to \(path)")
     }
 
     static func read(_ path: String) throws -> String {
@@ -383,7 +403,11 @@ public final class RunCgroup: @unchecked Sendable {
 /// Whether a ghostrun process still owns its runs (pid alive and really a ghostrun, not a reused pid).
 public enum GhostrunProcess {
     public static func isAlive(_ pid: Int32) -> Bool {
-        guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard pid > 0 else { return false }
+        switch nothingOrErrno({ kill(pid, 0) }) {
+        case .success, .failure(.notPermitted): break
+        case .failure: return false
+        }
         guard let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) else { return false }
         return comm.hasPrefix("ghostrun") || comm.hasPrefix("swift") || comm.hasPrefix("xctest")
             || comm.hasPrefix("GhostrunPackage")

@@ -47,8 +47,9 @@ public struct CapabilityPlan: Sendable, Equatable {
         let wanted = request.add.union(request.ambient)
         let missing = wanted.subtracting(available)
         if !missing.isEmpty {
-            throw RunSetupError(description: "sandbox.capabilities asks for \(missing.names.joined(separator: ", ")), "
-                + "which ghostrun itself does not hold")
+            throw HarnessError(
+                step: "capabilities",
+                "sandbox.capabilities asks for \(missing.names.joined(separator: ", ")), which ghostrun itself does not hold")
         }
         let kept = request.kept(from: available).intersection(available)
         var ambient = request.ambient
@@ -73,15 +74,9 @@ public struct CapabilityPlan: Sendable, Equatable {
     }
 }
 
-/// A step between fork and exec failed: a harness error, never the target's outcome.
-public struct SpawnError: Error, CustomStringConvertible {
-    public var step: String
-    public var errno: Int32
-    public var description: String { "spawn step \(step) failed: \(String(cString: strerror(errno))) (errno \(errno))" }
-}
-
 public enum Spawner {
-    /// Forks and execs the plan; returns the child's pid once execve succeeded.
+    /// Forks and execs the plan; returns the child's pid once execve succeeded. A failing step between fork and
+    /// exec throws a `HarnessError` whose `step` is the step's name (`chdir`, `execve`, ...).
     public static func spawn(_ plan: SpawnPlan) throws -> pid_t {
         var config = ghostrun_spawn_config()
         var allocations: [UnsafeMutablePointer<CChar>] = []
@@ -101,7 +96,7 @@ public enum Spawner {
         config.stderr_fd = plan.stderr
 
         guard plan.cgroupDescriptors.count <= Int(GHOSTRUN_MAX_CGROUP_FDS) else {
-            throw SpawnError(step: "prepare-cgroups", errno: E2BIG)
+            throw HarnessError.spawn(step: "prepare-cgroups", errno: E2BIG)
         }
         withUnsafeMutableBytes(of: &config.cgroup_fds) { raw in
             let fds = raw.bindMemory(to: Int32.self)
@@ -109,7 +104,7 @@ public enum Spawner {
         }
         config.cgroup_fd_count = Int32(plan.cgroupDescriptors.count)
 
-        guard plan.rlimits.count <= Int(GHOSTRUN_MAX_RLIMITS) else { throw SpawnError(step: "prepare-rlimits", errno: E2BIG) }
+        guard plan.rlimits.count <= Int(GHOSTRUN_MAX_RLIMITS) else { throw HarnessError.spawn(step: "prepare-rlimits", errno: E2BIG) }
         withUnsafeMutableBytes(of: &config.rlimit_resources) { raw in
             let resources = raw.bindMemory(to: Int32.self)
             for (i, limit) in plan.rlimits.enumerated() { resources[i] = limit.resource }
@@ -162,7 +157,7 @@ public enum Spawner {
             }
         }
         if status != 0 {
-            throw SpawnError(step: String(cString: step), errno: status)
+            throw HarnessError.spawn(step: String(cString: step), errno: status)
         }
         return pid
     }
