@@ -1,6 +1,8 @@
+import CGhostrun
 import CSeccomp
 import Foundation
 import Glibc
+import Synchronization
 
 /// One seccomp audit record (`type=1326`) the kernel wrote when a filter acted on a syscall.
 ///
@@ -47,21 +49,21 @@ public struct AuditRecord: Equatable, Sendable {
 
     /// The errno value of an `errno` action, when the record carries it (kernels log 0 here).
     public var errnoValue: Int32? {
-        guard action == "errno", code & 0xffff != 0 else { return nil }
-        return Int32(code & 0xffff)
+        guard action == "errno", code & GHOSTRUN_SECCOMP_RET_DATA != 0 else { return nil }
+        return Int32(code & GHOSTRUN_SECCOMP_RET_DATA)
     }
 
     /// Names a `SECCOMP_RET_*` action from a filter return value.
     public static func actionName(code: UInt32) -> String {
-        switch code & 0xffff_0000 {
-        case 0x8000_0000: return "kill-process"
-        case 0x0000_0000: return "kill-thread"
-        case 0x0003_0000: return "trap"
-        case 0x0005_0000: return "errno"
-        case 0x7fc0_0000: return "user-notif"
-        case 0x7ff0_0000: return "trace"
-        case 0x7ffc_0000: return "log"
-        case 0x7fff_0000: return "allow"
+        switch code & GHOSTRUN_SECCOMP_RET_ACTION_FULL {
+        case GHOSTRUN_SECCOMP_RET_KILL_PROCESS: return "kill-process"
+        case GHOSTRUN_SECCOMP_RET_KILL_THREAD: return "kill-thread"
+        case GHOSTRUN_SECCOMP_RET_TRAP: return "trap"
+        case GHOSTRUN_SECCOMP_RET_ERRNO: return "errno"
+        case GHOSTRUN_SECCOMP_RET_USER_NOTIF: return "user-notif"
+        case GHOSTRUN_SECCOMP_RET_TRACE: return "trace"
+        case GHOSTRUN_SECCOMP_RET_LOG: return "log"
+        case GHOSTRUN_SECCOMP_RET_ALLOW: return "allow"
         default: return String(format: "unknown-0x%08x", code)
         }
     }
@@ -114,7 +116,7 @@ public struct AuditRecord: Equatable, Sendable {
 
     /// Parses the payload of a NETLINK_AUDIT message (`audit(...): auid=...`) of the given message type.
     static func parse(netlinkType: UInt16, payload: String) -> AuditRecord? {
-        guard netlinkType == 1326 else { return nil }
+        guard netlinkType == GHOSTRUN_AUDIT_SECCOMP else { return nil }
         return parse(line: "type=1326 msg=" + payload)
     }
 
@@ -203,11 +205,14 @@ extension AuditRecord {
 /// Collects the seccomp records the kernel writes after `KernelAuditLog.subscribe()`.
 ///
 /// Every subscription sees every record: concurrent runs filter by the pids they observed.
-public final class AuditSubscription: @unchecked Sendable {
+public final class AuditSubscription: Sendable {
+    private struct State {
+        var records: [AuditRecord] = []
+        var cancelled = false
+    }
+
     private let log: KernelAuditLog
-    private let condition = NSCondition()
-    private var records: [AuditRecord] = []
-    private var cancelled = false
+    private let state = ConditionBox(State())
     /// CLOCK_MONOTONIC (µs) at subscription: records stamped before it were written before the
     /// subscription and read late by the reader, and are dropped. Also a run start for `denial(runStartKernelUsec:)`.
     public let startUsec: UInt64
@@ -218,24 +223,22 @@ public final class AuditSubscription: @unchecked Sendable {
     }
 
     func deliver(_ record: AuditRecord) {
-        condition.lock()
-        defer { condition.unlock() }
-        guard !cancelled else { return }
         // Netlink records are placed on the clock by the kernel's coarse wall clock (one jiffy, up to
         // 10 ms, behind): allow for that.
         if let time = record.kernelTimeUsec, time + 20_000 < startUsec { return }
-        records.append(record)
-        condition.broadcast()
+        state.withLock { state in
+            guard !state.cancelled else { return }
+            state.records.append(record)
+        }
     }
 
     /// Returns and forgets the records collected so far, after reading what the kernel has already written.
     public func drain() -> [AuditRecord] {
         log.catchUp()
-        condition.lock()
-        defer { condition.unlock() }
-        let result = records
-        records.removeAll()
-        return result
+        return state.withLock { state in
+            defer { state.records.removeAll() }
+            return state.records
+        }
     }
 
     /// Waits until a collected (not yet drained) record satisfies `predicate`, or `timeout` passes.
@@ -248,21 +251,17 @@ public final class AuditSubscription: @unchecked Sendable {
             timeIntervalSinceNow: Double(timeout.components.seconds)
                 + Double(timeout.components.attoseconds) / 1e18)
         log.catchUp()
-        condition.lock()
-        defer { condition.unlock() }
-        while !records.contains(where: predicate) {
-            if cancelled || !condition.wait(until: deadline) { return records.contains(where: predicate) }
-        }
-        return true
+        return state.wait(
+            until: deadline, for: { $0.cancelled || $0.records.contains(where: predicate) },
+            then: { $0.records.contains(where: predicate) })
     }
 
     /// Stops collecting; later records are dropped.
     public func cancel() {
-        condition.lock()
-        cancelled = true
-        records.removeAll()
-        condition.broadcast()
-        condition.unlock()
+        state.withLock { state in
+            state.cancelled = true
+            state.records.removeAll()
+        }
         log.remove(self)
     }
 
@@ -279,9 +278,14 @@ public final class AuditSubscription: @unchecked Sendable {
 ///
 /// Opened lazily on first use and positioned at the end, so records from before ghostrun started are
 /// skipped. The thread blocks in poll(2) while nothing is logged and does not keep the process alive.
-public final class KernelAuditLog: @unchecked Sendable {
-    /// The process-wide reader.
-    public static let shared = KernelAuditLog(kmsgPath: "/dev/kmsg", netlink: true)
+public final class KernelAuditLog: Sendable {
+    /// The process-wide reader, opened on first use; pass it (or another instance) to whatever needs records.
+    ///
+    /// One reader per process is a choice, not a kernel rule (the kernel copies every record to each socket in the
+    /// multicast group): one thread reads and parses each record once and hands it to every run's subscription,
+    /// where a reader per run would parse every record once per concurrent run; and a reader opened late starts at
+    /// the end of /dev/kmsg, so runs share one that has been reading since the first of them started.
+    public static let shared = KernelAuditLog()
 
     /// Whether records can be read from at least one source.
     public var isAvailable: Bool { kmsgFD >= 0 || netlinkFD >= 0 }
@@ -290,46 +294,69 @@ public final class KernelAuditLog: @unchecked Sendable {
     /// The sources being read: `netlink`, `kmsg`.
     public var sources: [String] { (netlinkFD >= 0 ? ["netlink"] : []) + (kmsgFD >= 0 ? ["kmsg"] : []) }
     /// Why a source could not be opened, for `ghostrun doctor`.
-    public let sourceProblems: [String]
+    public var sourceProblems: [String] { sourceErrors.map(\.description) }
+    /// The same, as errors (which call failed, the errno, the hint).
+    public let sourceErrors: [HarnessError]
 
     private let kmsgFD: Int32
     private let netlinkFD: Int32
-    private let lock = NSLock()
-    private var subscribers: [ObjectIdentifier: Weak] = [:]
-    /// Serializes reading the fds between the reader thread and `catchUp`; guards the serials below.
-    private let readLock = NSLock()
-    private var recentSerials = Set<UInt64>()
-    private var serialOrder: [UInt64] = []
+    private let subscribers = Mutex<[ObjectIdentifier: Weak]>([:])
+    /// Held while reading the fds (the reader thread and `catchUp` callers take turns); holds the serials of
+    /// records already published, so a record read from both sources is handed on once.
+    private let reading = Mutex(SerialFilter())
 
-    private struct Weak {
+    private struct Weak: Sendable {
         weak var subscription: AuditSubscription?
     }
 
-    init(kmsgPath: String, netlink: Bool) {
-        var problems: [String] = []
-        let opened = ProcFiles.retryingEINTR { open(kmsgPath, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
-        if opened < 0 {
-            let code = errno
-            var reason = "cannot open \(kmsgPath): \(String(cString: strerror(code)))"
-            if code == EPERM || code == EACCES {
-                reason += " (reading kernel records needs root or CAP_SYSLOG; check kernel.dmesg_restrict)"
+    /// The audit serials seen lately (the newest 4096 at most).
+    private struct SerialFilter {
+        var recent = Set<UInt64>()
+        var order: [UInt64] = []
+
+        /// Whether `serial` is new; remembers it.
+        mutating func isNew(_ serial: UInt64) -> Bool {
+            guard recent.insert(serial).inserted else { return false }
+            order.append(serial)
+            if order.count > 4096 {
+                let dropped = order.prefix(1024)
+                order.removeFirst(1024)
+                recent.subtract(dropped)
             }
-            problems.append(reason)
-        } else {
-            lseek(opened, 0, SEEK_END)
+            return true
         }
-        kmsgFD = opened
+    }
+
+    /// Opens the sources and starts the reader thread, which lives as long as the process.
+    ///
+    /// - Parameters:
+    ///   - kmsgPath: the kernel log device (a test may pass another file).
+    ///   - netlink: whether to join the audit multicast group too.
+    public init(kmsgPath: String = "/dev/kmsg", netlink: Bool = true) {
+        var problems: [HarnessError] = []
+        switch System.open(kmsgPath, O_RDONLY | O_NONBLOCK) {
+        case .success(let fd):
+            lseek(fd, 0, SEEK_END)
+            kmsgFD = fd
+        case .failure(let error):
+            let denied = error == .notPermitted || error == .permissionDenied
+            problems.append(
+                HarnessError(
+                    step: "audit log", syscall: "open", path: kmsgPath, errno: error, "cannot open \(kmsgPath)",
+                    hint: denied ? "reading kernel records needs root or CAP_SYSLOG; check kernel.dmesg_restrict" : nil))
+            kmsgFD = -1
+        }
         if netlink {
             switch Self.openNetlink() {
             case .success(let fd): netlinkFD = fd
             case .failure(let problem):
                 netlinkFD = -1
-                problems.append(problem.description)
+                problems.append(problem)
             }
         } else {
             netlinkFD = -1
         }
-        sourceProblems = problems
+        sourceErrors = problems
         guard kmsgFD >= 0 || netlinkFD >= 0 else { return }
         let thread = Thread { [self] in self.run() }
         thread.name = "ghostrun-audit"
@@ -338,55 +365,51 @@ public final class KernelAuditLog: @unchecked Sendable {
     }
 
     /// Joins the audit read-log multicast group (AUDIT_NLGRP_READLOG).
-    private static func openNetlink() -> Result<Int32, NetlinkProblem> {
-        let netlinkAudit: Int32 = 9
-        let fd = socket(
-            AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
-            netlinkAudit)
-        guard fd >= 0 else {
-            return .failure(NetlinkProblem("cannot open a NETLINK_AUDIT socket: \(String(cString: strerror(errno)))"))
+    private static func openNetlink() -> Result<Int32, HarnessError> {
+        let opened = valueOrErrno {
+            socket(
+                AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+                GHOSTRUN_NETLINK_AUDIT)
+        }
+        let fd: Int32
+        switch opened {
+        case .success(let opened): fd = opened
+        case .failure(let error):
+            return .failure(
+                HarnessError(step: "audit log", syscall: "socket", errno: error, "cannot open a NETLINK_AUDIT socket"))
         }
         // A flood of records from other runs must not overflow the socket before the thread reads it.
         var size: Int32 = 4 * 1024 * 1024
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        // struct sockaddr_nl { sa_family_t nl_family; unsigned short nl_pad; __u32 nl_pid; __u32 nl_groups; },
-        // which Glibc does not import into Swift: filled byte by byte.
-        var address = [UInt8](repeating: 0, count: 12)
-        address.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: UInt16(AF_NETLINK), toByteOffset: 0, as: UInt16.self)
-            raw.storeBytes(of: UInt32(1), toByteOffset: 8, as: UInt32.self)  // group 1 = AUDIT_NLGRP_READLOG
+        var address = ghostrun_sockaddr_nl()
+        address.nl_family = UInt16(AF_NETLINK)
+        // nl_groups is a bit mask of groups 1...32.
+        address.nl_groups = 1 << (GHOSTRUN_AUDIT_NLGRP_READLOG - 1)
+        let bound = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                nothingOrErrno { bind(fd, address, socklen_t(MemoryLayout<ghostrun_sockaddr_nl>.size)) }
+            }
         }
-        let bound = address.withUnsafeBytes { raw in
-            bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
-        }
-        guard bound == 0 else {
-            let code = errno
-            close(fd)
-            var reason = "cannot join the audit multicast group: \(String(cString: strerror(code)))"
-            if code == EPERM { reason += " (needs CAP_AUDIT_READ in the initial user and network namespace)" }
-            return .failure(NetlinkProblem(reason))
+        if case .failure(let error) = bound {
+            System.close(fd)
+            return .failure(
+                HarnessError(
+                    step: "audit log", syscall: "bind", errno: error, "cannot join the audit multicast group",
+                    hint: error == .notPermitted
+                        ? "needs CAP_AUDIT_READ in the initial user and network namespace" : nil))
         }
         return .success(fd)
-    }
-
-    struct NetlinkProblem: Error, CustomStringConvertible {
-        var description: String
-        init(_ description: String) { self.description = description }
     }
 
     /// Starts collecting seccomp records written from now on. Call `cancel()` when done.
     public func subscribe() -> AuditSubscription {
         let subscription = AuditSubscription(log: self, startUsec: AuditRecord.kernelMonotonicNowUsec())
-        lock.lock()
-        subscribers[ObjectIdentifier(subscription)] = Weak(subscription: subscription)
-        lock.unlock()
+        subscribers.withLock { $0[ObjectIdentifier(subscription)] = Weak(subscription: subscription) }
         return subscription
     }
 
     func remove(_ subscription: AuditSubscription) {
-        lock.lock()
-        subscribers[ObjectIdentifier(subscription)] = nil
-        lock.unlock()
+        _ = subscribers.withLock { $0.removeValue(forKey: ObjectIdentifier(subscription)) }
     }
 
     private func run() {
@@ -395,65 +418,67 @@ public final class KernelAuditLog: @unchecked Sendable {
         }
         while true {
             for index in descriptors.indices { descriptors[index].revents = 0 }
-            let ready = poll(&descriptors, nfds_t(descriptors.count), -1)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                return
-            }
+            guard case .success = valueOrErrno({ poll(&descriptors, nfds_t(descriptors.count), -1) }) else { return }
             catchUp()
         }
     }
 
     /// Reads every record available now from both sources and hands the seccomp ones to the subscribers.
     func catchUp() {
-        readLock.lock()
-        defer { readLock.unlock() }
-        // One read returns one kmsg record (at most 8 KiB, CONSOLE_EXT_LOG_MAX) or one netlink datagram.
-        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-        // Netlink first: it gets each record before printk does, and drops none.
-        if netlinkFD >= 0 {
-            while true {
-                let count = buffer.withUnsafeMutableBytes { raw in
-                    ProcFiles.retryingEINTR { recv(netlinkFD, raw.baseAddress, raw.count, 0) }
-                }
-                if count < 0 {
+        reading.withLock { serials in
+            // One read returns one kmsg record (at most 8 KiB, CONSOLE_EXT_LOG_MAX) or one netlink datagram.
+            var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+            // Netlink first: it gets each record before printk does, and drops none.
+            if netlinkFD >= 0 {
+                while true {
+                    let received = buffer.withUnsafeMutableBytes { raw in
+                        valueOrErrno { recv(netlinkFD, raw.baseAddress, raw.count, 0) }
+                    }
+                    switch received {
                     // ENOBUFS: the socket overflowed and records were lost; the next recv continues.
-                    if errno == ENOBUFS { continue }
+                    case .failure(.noBufferSpace): continue
+                    case .failure: break
+                    case .success(let count) where count < MemoryLayout<ghostrun_nlmsghdr>.size: break
+                    case .success(let count):
+                        deliver(netlinkMessage: buffer[0..<count], serials: &serials)
+                        continue
+                    }
                     break
                 }
-                if count < 16 { break }
-                deliver(netlinkMessage: buffer[0..<count])
             }
-        }
-        if kmsgFD >= 0 {
-            while true {
-                let count = buffer.withUnsafeMutableBytes { raw in
-                    ProcFiles.retryingEINTR { Glibc.read(kmsgFD, raw.baseAddress, raw.count) }
-                }
-                if count < 0 {
+            if kmsgFD >= 0 {
+                while true {
+                    let read = buffer.withUnsafeMutableBytes { System.read(kmsgFD, into: $0) }
+                    switch read {
                     // EPIPE: the ring buffer overwrote records we had not read yet; the next read continues
                     // at the oldest record still there.
-                    if errno == EPIPE { continue }
+                    case .failure(.brokenPipe): continue
+                    case .failure, .success(0): break
+                    case .success(let count):
+                        if let record = AuditRecord.parse(line: String(decoding: buffer[0..<count], as: UTF8.self)) {
+                            publish(record, serials: &serials)
+                        }
+                        continue
+                    }
                     break
-                }
-                if count == 0 { break }
-                if let record = AuditRecord.parse(line: String(decoding: buffer[0..<count], as: UTF8.self)) {
-                    publish(record)
                 }
             }
         }
     }
 
-    /// A datagram may hold several netlink messages: nlmsghdr { u32 len; u16 type; u16 flags; u32 seq; u32 pid }.
-    private func deliver(netlinkMessage bytes: ArraySlice<UInt8>) {
+    /// A datagram may hold several netlink messages, each a `nlmsghdr` and its payload.
+    private func deliver(netlinkMessage bytes: ArraySlice<UInt8>, serials: inout SerialFilter) {
+        let headerSize = MemoryLayout<ghostrun_nlmsghdr>.size
+        let align = Int(GHOSTRUN_NLMSG_ALIGNTO)
         var offset = bytes.startIndex
-        while offset + 16 <= bytes.endIndex {
-            let length = bytes[offset..<offset + 4].enumerated().reduce(UInt32(0)) {
-                $0 | UInt32($1.element) << (8 * UInt32($1.offset))
+        while offset + headerSize <= bytes.endIndex {
+            let header = bytes[offset..<offset + headerSize].withUnsafeBytes {
+                $0.loadUnaligned(as: ghostrun_nlmsghdr.self)
             }
-            let type = UInt16(bytes[offset + 4]) | UInt16(bytes[offset + 5]) << 8
-            let end = min(bytes.endIndex, offset + max(16, Int(length)))
-            let payload = String(decoding: bytes[(offset + 16)..<end].prefix(while: { $0 != 0 }), as: UTF8.self)
+            let length = max(headerSize, Int(header.nlmsg_len))
+            let type = header.nlmsg_type
+            let end = min(bytes.endIndex, offset + length)
+            let payload = String(decoding: bytes[(offset + headerSize)..<end].prefix(while: { $0 != 0 }), as: UTF8.self)
             if var record = AuditRecord.parse(netlinkType: type, payload: payload) {
                 // Netlink records carry wall time only: placed on the monotonic clock by their age.
                 if let wall = record.wallTimeMs {
@@ -464,27 +489,17 @@ public final class KernelAuditLog: @unchecked Sendable {
                     let monotonic = AuditRecord.kernelMonotonicNowUsec()
                     record.kernelTimeUsec = monotonic > ageUsec ? monotonic - ageUsec : 0
                 }
-                publish(record)
+                publish(record, serials: &serials)
             }
-            // Messages are padded to 4 bytes (NLMSG_ALIGN).
-            offset += (max(16, Int(length)) + 3) & ~3
+            // Messages are padded to NLMSG_ALIGNTO bytes (NLMSG_ALIGN).
+            offset += (length + align - 1) & ~(align - 1)
         }
     }
 
-    /// Hands a record to every subscriber once, however many sources delivered it. Called under `readLock`.
-    private func publish(_ record: AuditRecord) {
-        if let serial = record.serial {
-            guard recentSerials.insert(serial).inserted else { return }
-            serialOrder.append(serial)
-            if serialOrder.count > 4096 {
-                let dropped = serialOrder.prefix(1024)
-                serialOrder.removeFirst(1024)
-                recentSerials.subtract(dropped)
-            }
-        }
-        lock.lock()
-        let targets = subscribers.values.compactMap(\.subscription)
-        lock.unlock()
+    /// Hands a record to every subscriber once, however many sources delivered it. Called while reading.
+    private func publish(_ record: AuditRecord, serials: inout SerialFilter) {
+        if let serial = record.serial, !serials.isNew(serial) { return }
+        let targets = subscribers.withLock { $0.values.compactMap(\.subscription) }
         for subscription in targets { subscription.deliver(record) }
     }
 }

@@ -277,9 +277,8 @@ public enum ProcFiles {
     /// Files under /proc report size 0 and are generated on read, so the file is read until EOF into a
     /// stack buffer first; only files larger than that (a long stack) grow a heap buffer.
     public static func read(_ path: String, limit: Int = 16 * 1024) -> String? {
-        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        guard case .success(let fd) = System.open(path, O_RDONLY) else { return nil }
+        defer { System.close(fd) }
         let chunk = 4096
         var overflow: [UInt8] = []
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: chunk) { buffer -> String? in
@@ -303,12 +302,13 @@ public enum ProcFiles {
         }
     }
 
-    /// Calls `body` again while it fails with EINTR (a signal arrived, e.g. SIGCHLD from the run).
+    /// Calls `body` again while it fails with EINTR (a signal arrived, e.g. SIGCHLD from the run); -1 otherwise.
+    /// The readers here only need to know that a read failed (the process is gone), not why.
     @inline(__always)
-    static func retryingEINTR<T: BinaryInteger>(_ body: () -> T) -> T {
-        while true {
-            let result = body()
-            if result >= 0 || errno != EINTR { return result }
+    static func retryingEINTR<T: FixedWidthInteger>(_ body: () -> T) -> T {
+        switch valueOrErrno(body) {
+        case .success(let value): return value
+        case .failure: return -1
         }
     }
 }

@@ -112,11 +112,12 @@ public enum SyscallName {
 
 /// `rlimits:` keys.
 public enum ResourceLimitName {
-    // The generic Linux numbering (asm-generic/resource.h), which x86-64 and arm64 use; Glibc imports
-    // only some of these names into Swift.
+    // Numbers from <sys/resource.h> through the C target: Glibc imports RLIMIT_* into Swift as an enum type, not
+    // as the plain int setrlimit takes.
     public static let table: [(name: String, resource: Int32)] = [
-        ("cpu", 0), ("fsize", 1), ("data", 2), ("stack", 3), ("core", 4),
-        ("nproc", 6), ("nofile", 7), ("memlock", 8), ("as", 9),
+        ("cpu", GHOSTRUN_RLIMIT_CPU), ("fsize", GHOSTRUN_RLIMIT_FSIZE), ("data", GHOSTRUN_RLIMIT_DATA),
+        ("stack", GHOSTRUN_RLIMIT_STACK), ("core", GHOSTRUN_RLIMIT_CORE), ("nproc", GHOSTRUN_RLIMIT_NPROC),
+        ("nofile", GHOSTRUN_RLIMIT_NOFILE), ("memlock", GHOSTRUN_RLIMIT_MEMLOCK), ("as", GHOSTRUN_RLIMIT_AS),
     ]
     public static func resource(of name: String) -> Int32? {
         table.first(where: { $0.name == name.lowercased() })?.resource
