@@ -249,7 +249,6 @@ int ghostrun_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int ghostrun_memfd(const char *name) { return (int)syscall(SYS_memfd_create, name, 1U /* MFD_CLOEXEC */); }
 
-int ghostrun_errno(void) { return errno; }
 
 pid_t ghostrun_spawn_reaper(const char *path, char *const *argv, int read_fd) {
     sigset_t all, previous;

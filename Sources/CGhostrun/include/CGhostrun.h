@@ -111,9 +111,6 @@ int ghostrun_memfd(const char *name);
 int ghostrun_pidfd_open(pid_t pid, unsigned int flags);
 int ghostrun_pidfd_send_signal(int pidfd, int sig);
 
-/// The errno value left by the last failing libc call (Swift cannot read the macro directly).
-int ghostrun_errno(void);
-
 /// Names and numbers of errno values known to this libc, for scenario parsing.
 const char *ghostrun_errno_name(int index, int *value_out);
 
