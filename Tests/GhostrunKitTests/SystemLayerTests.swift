@@ -18,7 +18,8 @@ final class SystemLayerTests: XCTestCase {
             step: "cgroup", syscall: "mkdir", path: "/sys/fs/cgroup/x", errno: .permissionDenied,
             "cannot create /sys/fs/cgroup/x", hint: "run as root")
         XCTAssertEqual(error.errno, EACCES)
-        XCTAssertEqual(error.description, "cannot create /sys/fs/cgroup/x: Permission denied (EACCES) (hint: run as root)")
+        XCTAssertEqual(
+            error.description, "cannot create /sys/fs/cgroup/x: Permission denied (EACCES) (hint: run as root)")
         let spawn = HarnessError(step: "execve", errno: ENOENT)
         XCTAssertEqual(spawn.step, "execve")
         XCTAssertEqual(spawn.description, "spawn step execve failed: No such file or directory (ENOENT)")

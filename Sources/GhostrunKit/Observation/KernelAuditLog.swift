@@ -343,7 +343,8 @@ public final class KernelAuditLog: Sendable {
             problems.append(
                 HarnessError(
                     step: "audit log", syscall: "open", path: kmsgPath, errno: error, "cannot open \(kmsgPath)",
-                    hint: denied ? "reading kernel records needs root or CAP_SYSLOG; check kernel.dmesg_restrict" : nil))
+                    hint: denied
+                        ? "reading kernel records needs root or CAP_SYSLOG; check kernel.dmesg_restrict" : nil))
             kmsgFD = -1
         }
         if netlink {

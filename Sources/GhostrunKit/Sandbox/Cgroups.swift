@@ -122,7 +122,8 @@ public final class RunCgroup: Sendable {
             switch System.mkdir(parent) {
             case .success, .failure(.exists): return parent
             case .failure(let error):
-                throw HarnessError(step: "cgroup", syscall: "mkdir", path: parent, errno: error, "cannot create \(parent)")
+                throw HarnessError(
+                    step: "cgroup", syscall: "mkdir", path: parent, errno: error, "cannot create \(parent)")
             }
         }
         // v2: enable the controllers we need in the subtree, when the root offers them.
@@ -389,7 +390,8 @@ public final class RunCgroup: Sendable {
     }
 
     static func write(_ text: String, to path: String) throws {
-        let fd = try System.open(path, O_WRONLY).orThrow(step: "cgroup", syscall: "open", path: path, "cannot open \(path)")
+        let fd = try System.open(path, O_WRONLY).orThrow(
+            step: "cgroup", syscall: "open", path: path, "cannot open \(path)")
         defer { System.close(fd) }
         try System.writeAll(fd, Array(text.utf8)).orThrow(
             step: "cgroup", syscall: "write", path: path, "cannot write \"\(text)\" to \(path)")

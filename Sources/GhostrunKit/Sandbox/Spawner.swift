@@ -49,7 +49,8 @@ public struct CapabilityPlan: Sendable, Equatable {
         if !missing.isEmpty {
             throw HarnessError(
                 step: "capabilities",
-                "sandbox.capabilities asks for \(missing.names.joined(separator: ", ")), which ghostrun itself does not hold")
+                "sandbox.capabilities asks for \(missing.names.joined(separator: ", ")), "
+                    + "which ghostrun itself does not hold")
         }
         let kept = request.kept(from: available).intersection(available)
         var ambient = request.ambient
