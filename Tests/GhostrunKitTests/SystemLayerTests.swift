@@ -64,6 +64,23 @@ final class SystemLayerTests: XCTestCase {
         XCTAssertEqual(AuditRecord.actionName(code: GHOSTRUN_SECCOMP_RET_ERRNO | 1), "errno")
     }
 
+    func testSpawnJoiningACgroupPutsTheChildInIt() throws {
+        try requireRoot()
+        let hierarchies = CgroupHierarchies.discover()
+        try requireHost(hierarchies.v2 != nil || !hierarchies.v1.isEmpty, "no cgroup hierarchy mounted")
+        let group = try RunCgroup(
+            name: RunCgroup.runName(owner: getpid(), sequence: 9099, scenario: "join"),
+            hierarchies: hierarchies, request: CgroupRequest(pidsMax: 5, memoryMax: nil, freeze: []))
+        defer { group.destroy() }
+        let pid = try Spawner.spawn(
+            SpawnPlan(executable: "/bin/sleep", arguments: ["sleep", "30"], environment: []), joining: group)
+        XCTAssertTrue(group.pids().contains(pid), "the child joined before exec")
+        group.destroy()
+        var status: Int32 = 0
+        XCTAssertEqual(waitpid(pid, &status, 0), pid)
+        XCTAssertEqual(status & 0x7f, SIGKILL)
+    }
+
     /// The signal teardown and the run both destroy a run's cgroup; its `cgroup.procs` descriptors must be closed
     /// once, never a second time after another thread was given the same number by open(2).
     func testConcurrentDestroyClosesTheCgroupDescriptorsOnce() throws {
@@ -95,8 +112,9 @@ final class SystemLayerTests: XCTestCase {
                 close(fd)
             }
             XCTAssertEqual(group.joinDescriptors, [], "destroyed")
-            XCTAssertThrowsError(try group.withJoinDescriptors { _ in }) { error in
-                XCTAssertEqual((error as? HarnessError)?.step, "cgroup")
+            let plan = SpawnPlan(executable: "/bin/true", arguments: ["true"], environment: [])
+            XCTAssertThrowsError(try Spawner.spawn(plan, joining: group), "a torn-down cgroup starts nothing") {
+                XCTAssertEqual(($0 as? HarnessError)?.step, "cgroup")
             }
             for path in group.allPaths {
                 XCTAssertFalse(FileManager.default.fileExists(atPath: path), "\(path) left behind")

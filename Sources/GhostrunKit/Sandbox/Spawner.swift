@@ -76,6 +76,18 @@ public struct CapabilityPlan: Sendable, Equatable {
 }
 
 public enum Spawner {
+    /// Forks and execs the plan with the child joining `cgroup` before anything else.
+    ///
+    /// The cgroup's descriptors are used under its lock, so a concurrent teardown waits for the spawn instead of
+    /// closing them under it; a cgroup already torn down throws and starts nothing (the child would run outside it).
+    public static func spawn(_ plan: SpawnPlan, joining cgroup: RunCgroup) throws -> pid_t {
+        try cgroup.withJoinDescriptors { descriptors in
+            var plan = plan
+            plan.cgroupDescriptors = descriptors
+            return try spawn(plan)
+        }
+    }
+
     /// Forks and execs the plan; returns the child's pid once execve succeeded. A failing step between fork and
     /// exec throws a `HarnessError` whose `step` is the step's name (`chdir`, `execve`, ...).
     public static func spawn(_ plan: SpawnPlan) throws -> pid_t {
