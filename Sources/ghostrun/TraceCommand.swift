@@ -15,11 +15,7 @@ struct Trace: ParsableCommand {
             delay=50ms; errno optional with delay).
             """)
 
-    @Option(name: .customLong("go"), help: "The go binary or GOROOT to use for `go`.")
-    var goPath: String?
-
-    @Option(name: .customLong("go-version"), help: "An installed Go version to use for `go`.")
-    var goVersion: String?
+    @OptionGroup(title: "Toolchain (for `go` as CMD; the first one selected)") var toolchains: ToolchainOptions
 
     @Option(name: .customLong("fault"), help: "A fault to inject (repeatable), e.g. openat:EACCES:path=/x/**:nth=3.")
     var faults: [String] = []
@@ -51,15 +47,7 @@ struct Trace: ParsableCommand {
         let toolchain: Toolchain
         var parsedFaults: [Fault] = []
         do {
-            if let goPath {
-                toolchain = try Toolchains.resolve(path: goPath)
-            } else if let goVersion {
-                toolchain = try Toolchains.resolve(version: goVersion, among: Toolchains.installed())[0]
-            } else if let onPath = Toolchains.pathLookup("go") {
-                toolchain = try Toolchains.load(goBinary: onPath)
-            } else {
-                throw ToolchainError(message: "no `go` on PATH; pass --go PATH or --go-version V")
-            }
+            toolchain = try toolchains.selection.resolve()[0]
             parsedFaults = try faults.map(FaultSpec.parse)
             for name in syscalls?.split(separator: ",").map(String.init) ?? [] where SyscallName.number(of: name) == nil {
                 throw ToolchainError(message: "--syscalls: unknown syscall `\(name)`")
@@ -79,20 +67,13 @@ struct Trace: ParsableCommand {
         scenario.timeout = parseDuration(timeout)!
         scenario.hangAfter = scenario.timeout
 
-        Cleanup.sweepDead()
-        Cleanup.startReaper(executable: CommandLine.executablePath)
         var options = RunnerOptions()
         options.traceOut = traceOut
-        let runner = ScenarioRunner(options: options)
-        let interruption = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { ActiveRuns.shared.tearDownAll() }
-            source.resume()
-            return source
-        }
-        defer { interruption.forEach { $0.cancel() } }
-        let result = runner.run(scenario, toolchain: toolchain)
+        let session = RunSession(options: options)
+        session.prepareHost(executable: CommandLine.executablePath)
+        let signals = session.handleSignals([SIGINT, SIGTERM])
+        defer { signals.cancel() }
+        let result = session.run(scenario, toolchain: toolchain)
 
         FileHandle.standardError.write(Data(result.stderrTail.utf8))
         print(result.stdoutTail, terminator: "")
@@ -102,10 +83,7 @@ struct Trace: ParsableCommand {
             let file = RunFile(ghostrun: GhostrunVersion.current, host: HostFacts.current(), results: [result])
             try JSONReport.encode(file).write(to: URL(fileURLWithPath: json))
         }
-        if result.outcome == .harnessError { throw ExitCode(2) }
-        if let code = result.exitCode { throw ExitCode(code) }
-        if let signal = result.signal, let number = SignalName.number(of: signal) { throw ExitCode(128 + number) }
-        throw ExitCode(result.outcome == .ok ? 0 : 1)
+        throw ExitCode(ExitStatus.forTrace(result))
     }
 }
 

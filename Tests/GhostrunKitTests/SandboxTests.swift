@@ -251,8 +251,8 @@ final class SpawnerTests: XCTestCase {
     }
 
     func testArtifactInference() {
-        XCTAssertEqual(ScenarioRunner.inferArtifact(arguments: ["go", "build", "-o", "out/app", "."], workdir: "/w",
+        XCTAssertEqual(RunPlan.inferArtifact(arguments: ["go", "build", "-o", "out/app", "."], workdir: "/w",
                                                     gobin: nil, gopath: "/g"), "out/app")
-        XCTAssertNil(ScenarioRunner.inferArtifact(arguments: ["go", "version"], workdir: "/w", gobin: nil, gopath: "/g"))
+        XCTAssertNil(RunPlan.inferArtifact(arguments: ["go", "version"], workdir: "/w", gobin: nil, gopath: "/g"))
     }
 }

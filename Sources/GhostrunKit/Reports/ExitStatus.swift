@@ -15,4 +15,13 @@ public enum ExitStatus {
         if results.contains(where: { $0.passed == false }) { return expectationFailed }
         return success
     }
+
+    /// The exit status of `ghostrun trace`: the traced command's own (its exit code, or 128 + its signal), 2 for a
+    /// harness error, else 0 when the outcome is `ok` and 1 otherwise.
+    public static func forTrace(_ result: RunResult) -> Int32 {
+        if result.outcome == .harnessError { return harnessError }
+        if let code = result.exitCode { return code }
+        if let signal = result.signal, let number = SignalName.number(of: signal) { return 128 + number }
+        return result.outcome == .ok ? success : expectationFailed
+    }
 }

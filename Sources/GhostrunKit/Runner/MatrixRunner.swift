@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One cell of the scenario × toolchain matrix.
 public struct MatrixEntry: Sendable {
@@ -70,11 +71,11 @@ public enum Matrix {
 }
 
 /// Runs matrix entries on `jobs` worker threads; results come back in matrix order whatever the parallelism.
-public final class MatrixRunner: @unchecked Sendable {
+public final class MatrixRunner: Sendable {
     let runner: ScenarioRunner
     let jobs: Int
-    private let lock = NSLock()
-    private var stopped = false
+    /// Whether `stop()` was called; workers check it before taking the next entry.
+    private let stopped = Mutex(false)
 
     public init(runner: ScenarioRunner, jobs: Int) {
         self.runner = runner
@@ -83,9 +84,7 @@ public final class MatrixRunner: @unchecked Sendable {
 
     /// Stops handing out new entries (SIGINT); entries never started are not in the results.
     public func stop() {
-        lock.lock()
-        stopped = true
-        lock.unlock()
+        stopped.withLock { $0 = true }
     }
 
     /// Runs `entries`; `onStart` is called as a worker takes an entry and `onResult` as it finishes (both from
@@ -94,31 +93,26 @@ public final class MatrixRunner: @unchecked Sendable {
         _ entries: [MatrixEntry], onStart: @escaping @Sendable (MatrixEntry) -> Void = { _ in },
         onResult: @escaping @Sendable (RunResult) -> Void
     ) -> [RunResult] {
-        final class Progress: @unchecked Sendable {
+        struct Progress {
             var results: [RunResult?]
             var next = 0
-            init(count: Int) { results = Array(repeating: nil, count: count) }
         }
-        let progress = Progress(count: entries.count)
+        let progress = Mutex(Progress(results: Array(repeating: nil, count: entries.count)))
         let group = DispatchGroup()
         for _ in 0..<min(jobs, max(1, entries.count)) {
             group.enter()
             let thread = Thread { [self] in
                 while true {
-                    lock.lock()
-                    if stopped || progress.next >= entries.count {
-                        lock.unlock()
-                        break
+                    let taken: Int? = progress.withLock { progress in
+                        if stopped.withLock({ $0 }) || progress.next >= entries.count { return nil }
+                        progress.next += 1
+                        return progress.next - 1
                     }
-                    let index = progress.next
-                    progress.next += 1
-                    lock.unlock()
+                    guard let index = taken else { break }
                     let entry = entries[index]
                     onStart(entry)
                     let result = runner.run(entry.scenario, toolchain: entry.toolchain)
-                    lock.lock()
-                    progress.results[index] = result
-                    lock.unlock()
+                    progress.withLock { $0.results[index] = result }
                     onResult(result)
                 }
                 group.leave()
@@ -127,6 +121,6 @@ public final class MatrixRunner: @unchecked Sendable {
             thread.start()
         }
         group.wait()
-        return progress.results.compactMap { $0 }
+        return progress.withLock { $0.results.compactMap { $0 } }
     }
 }

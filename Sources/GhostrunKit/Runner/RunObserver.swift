@@ -91,7 +91,7 @@ final class SupervisorStart: @unchecked Sendable {
 
 extension ScenarioRunner {
     /// Spawns the go command into the run's cgroup and watches it until it ends or hangs.
-    func observe(_ scenario: Scenario, plan: PreparedRun, cgroup: RunCgroup, work: WorkDirectory,
+    func observe(_ scenario: Scenario, plan: RunPlan, cgroup: RunCgroup, work: WorkDirectory,
                  toolchain: Toolchain) throws -> RunObservation {
         let stdout = try OutputCapture()
         let stderr = try OutputCapture()
@@ -137,7 +137,7 @@ extension ScenarioRunner {
         stderr.start()
 
         var termination: Termination?
-        var schedule = FreezeSchedule(steps: scenario.sandbox.cgroup.freeze, start: start)
+        var schedule = FreezeSchedule(steps: plan.freezeSteps, start: start)
         var events: [CgroupEvent] = []
         var frozenSeen = false
         var lastFrozen = false
@@ -156,7 +156,7 @@ extension ScenarioRunner {
 
         func collectDenials() {
             guard let audit else { return }
-            let exclusiveGoroot = ActiveRuns.shared.runsUsing(goroot: toolchain.goroot) <= 1
+            let exclusiveGoroot = runs.runsUsing(goroot: toolchain.goroot) <= 1
             // user-notif records only repeat what the supervisor saw first-hand.
             for record in audit.drain() where record.action != "user-notif" {
                 let exe = record.exe ?? ""

@@ -140,3 +140,38 @@ public enum Toolchains {
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+/// Which toolchains a command uses: `--go` paths, then `--go-version` versions (`all` for every installed one),
+/// else the `go` on PATH; each binary once, in that order. One selection for `run`, `matrix` and `trace`.
+public struct ToolchainSelection: Sendable {
+    public var goPaths: [String]
+    public var goVersions: [String]
+
+    public init(goPaths: [String] = [], goVersions: [String] = []) {
+        self.goPaths = goPaths
+        self.goVersions = goVersions
+    }
+
+    /// The toolchains, never empty; throws `ToolchainError` (bad input, exit status 2) for a path that is no
+    /// toolchain, a version not installed, or no `go` on PATH when none was asked for.
+    public func resolve() throws -> [Toolchain] {
+        var toolchains: [Toolchain] = []
+        for path in goPaths { toolchains.append(try Toolchains.resolve(path: path)) }
+        if !goVersions.isEmpty {
+            let installed = Toolchains.installed()
+            for version in goVersions { toolchains += try Toolchains.resolve(version: version, among: installed) }
+        }
+        if toolchains.isEmpty {
+            guard let onPath = Toolchains.pathLookup("go") else {
+                throw ToolchainError(
+                    message: "no `go` on PATH; pass --go PATH or --go-version V (scripts/bootstrap.sh installs toolchains)")
+            }
+            toolchains.append(try Toolchains.load(goBinary: onPath))
+        }
+        var unique: [Toolchain] = []
+        for toolchain in toolchains where !unique.contains(where: { $0.goBinary == toolchain.goBinary }) {
+            unique.append(toolchain)
+        }
+        return unique
+    }
+}

@@ -2,7 +2,7 @@ import Foundation
 
 /// A run's private temporary tree: `/tmp/ghostrun-<owner pid>-<seq>-XXXXXX/work` is `$WORK`, with the private
 /// HOME, GOCACHE, GOPATH and GOTMPDIR under `$WORK/.ghostrun/` (dot directories are invisible to `./...`).
-public struct WorkDirectory {
+public struct WorkDirectory: Sendable {
     public let root: String
     public var work: String { root + "/work" }
     public var home: String { work + "/.ghostrun/home" }

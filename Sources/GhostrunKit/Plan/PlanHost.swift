@@ -1,0 +1,62 @@
+import Foundation
+
+/// What a run plan depends on outside the scenario: this ghostrun process's environment and capabilities, the
+/// kernel release, and read-only look-ups in the file system. A value, so plans resolve in tests without root,
+/// without a process and without the host's files.
+public struct PlanHost: Sendable {
+    /// ghostrun's own environment (the child's starts from it unless `env_clear`).
+    public var environment: [String: String]
+    /// The running kernel's major and minor release, e.g. (6, 1).
+    public var kernel: (major: Int, minor: Int)
+    /// The capabilities ghostrun can hand on (its permitted set within its bounding set).
+    public var availableCapabilities: CapabilitySet
+    /// The descriptor number the child moves its listener socket to before exec.
+    public var handOverDescriptor: Int32
+    /// Reads a text file, nil when it does not exist (the plan reads `go.mod` to infer `go install`'s artifact).
+    public var readFile: @Sendable (String) -> String?
+    /// Finds an executable on a `PATH`-style search list, nil when it is not there.
+    public var lookUpExecutable: @Sendable (_ name: String, _ searchPath: String) -> String?
+
+    public init(environment: [String: String], kernel: (major: Int, minor: Int), availableCapabilities: CapabilitySet,
+                handOverDescriptor: Int32, readFile: @escaping @Sendable (String) -> String?,
+                lookUpExecutable: @escaping @Sendable (String, String) -> String?) {
+        self.environment = environment
+        self.kernel = kernel
+        self.availableCapabilities = availableCapabilities
+        self.handOverDescriptor = handOverDescriptor
+        self.readFile = readFile
+        self.lookUpExecutable = lookUpExecutable
+    }
+
+    /// Whether the kernel is at least `major.minor`.
+    public func kernelAtLeast(_ major: Int, _ minor: Int) -> Bool { kernel >= (major, minor) }
+
+    /// This host and this process, now.
+    public static func current() -> PlanHost {
+        PlanHost(
+            environment: ProcessInfo.processInfo.environment, kernel: kernelRelease(),
+            availableCapabilities: CapabilityPlan.available(), handOverDescriptor: handOverDescriptor(),
+            readFile: { try? String(contentsOfFile: $0, encoding: .utf8) },
+            lookUpExecutable: { Toolchains.pathLookup($0, path: $1) })
+    }
+
+    /// The major and minor number of the running kernel's release, (0, 0) when uname does not tell.
+    static func kernelRelease() -> (major: Int, minor: Int) {
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: &name.release) {
+            String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard parts.count == 2 else { return (0, 0) }
+        return (parts[0], parts[1])
+    }
+
+    /// A high descriptor number for the listener hand-over, below ghostrun's own RLIMIT_NOFILE soft limit (the
+    /// child moves its socket there before the scenario's rlimits apply).
+    static func handOverDescriptor() -> Int32 {
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        return Int32(min(UInt64(1000), UInt64(limit.rlim_cur) - 1))
+    }
+}

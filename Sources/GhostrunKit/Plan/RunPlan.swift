@@ -1,0 +1,228 @@
+import CGhostrun
+import Foundation
+
+/// Everything a run needs, decided before any process starts: what the child executes and under which
+/// restrictions, what the supervisor and the monitor do, and what the result compares against. Resolved by a pure
+/// function of the scenario, the toolchain, the host and the work paths; the file system is only read (`go.mod`,
+/// `PATH`), never written.
+public struct RunPlan: Sendable {
+    /// The child: executable, argv, environment, workdir, rlimits, user, capabilities, no_new_privs, the compiled
+    /// filter and its flags. The spawner adds the descriptors (output, cgroup, listener socket).
+    public var spawn: SpawnPlan
+    /// The go command's working directory (absolute).
+    public var workdir: String
+    /// The file `success.artifact` names, given or inferred from `go build -o` / `go install` (absolute).
+    public var successArtifact: String?
+    /// The file `expect.artifact` names (absolute).
+    public var expectArtifact: String?
+    /// What the result's attestation checks every process against.
+    public var requested: RequestedRestrictions
+    /// The run's cgroup settings (limits and the freeze schedule's steps).
+    public var cgroup: CgroupRequest
+    /// Set when the scenario traces or injects faults.
+    public var supervisor: SupervisorPlan?
+    /// Whether the toolchain's files are read into the page cache before the run, so a memory limit is about the
+    /// build's own memory (see `ScenarioRunner.warmPageCache`).
+    public var warmPageCache: Bool
+
+    /// The freeze steps of `sandbox.cgroup.freeze`, in order.
+    public var freezeSteps: [FreezeStep] { cgroup.freeze }
+
+    /// Resolves a scenario for one toolchain on one host. `work` gives `$WORK` and the private Go directories;
+    /// nothing under it needs to exist except for `go install`'s artifact inference, which reads `go.mod`.
+    /// Throws `RunSetupError` (a program not on PATH, capabilities ghostrun lacks) and the seccomp compiler's
+    /// errors; these become the run's `harness-error` (or `skipped` for `HostUnsupported`).
+    public static func resolve(scenario: Scenario, toolchain: Toolchain, host: PlanHost, work: WorkDirectory,
+                               traceOut: String? = nil) throws -> RunPlan {
+        let substitutions = Substitutions(work: work, scenario: scenario, toolchain: toolchain)
+        let (environment, path) = environment(scenario: scenario, toolchain: toolchain, host: host, work: work,
+                                              substitutions: substitutions)
+        func envValue(_ name: String) -> String? { environment.last(where: { $0.0 == name })?.1 }
+
+        // argv[0] "go" is the toolchain under test; anything else is looked up on the run's PATH.
+        let arguments = scenario.run.map(substitutions.expand)
+        let executable: String
+        if arguments[0] == "go" {
+            executable = toolchain.goBinary
+        } else if let found = host.lookUpExecutable(arguments[0], envValue("PATH") ?? path) {
+            executable = found
+        } else {
+            throw RunSetupError(description: "run: \(arguments[0]) not found on PATH")
+        }
+
+        let workdir = scenario.workdir.hasPrefix("/") ? substitutions.expand(scenario.workdir)
+            : (scenario.workdir == "." ? work.work : work.work + "/" + substitutions.expand(scenario.workdir))
+        func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : workdir + "/" + p }
+
+        // Success artifact: given, or inferred from `go build -o PATH` / `go install`.
+        var successArtifact = scenario.success.artifact.map(substitutions.expand)
+        if successArtifact == nil {
+            successArtifact = inferArtifact(arguments: arguments, workdir: workdir, gobin: envValue("GOBIN"),
+                                            gopath: envValue("GOPATH"), readFile: host.readFile)
+        }
+
+        var spawn = SpawnPlan(executable: executable, arguments: arguments,
+                              environment: environment.map { "\($0.0)=\($0.1)" })
+        spawn.workdir = workdir
+        spawn.rlimits = scenario.sandbox.rlimits
+        spawn.noNewPrivs = scenario.sandbox.noNewPrivs
+        let switching = scenario.sandbox.user.map { $0.uid != 0 } ?? false
+        spawn.user = scenario.sandbox.user
+        if let request = scenario.sandbox.capabilities {
+            spawn.capabilities = try CapabilityPlan.make(request: request, switchingToNonRoot: switching,
+                                                         available: host.availableCapabilities)
+        }
+        let supervisor = try filter(scenario: scenario, toolchain: toolchain, host: host, work: work,
+                                    substitutions: substitutions, traceOut: traceOut, spawn: &spawn)
+
+        var expectedCapEff: UInt64?
+        if let caps = spawn.capabilities {
+            expectedCapEff = switching ? caps.ambient.rawValue : caps.effective.rawValue
+        } else if switching {
+            expectedCapEff = 0
+        }
+        let requested = RequestedRestrictions(
+            seccompFilter: spawn.filter != nil, capEff: expectedCapEff, noNewPrivs: spawn.noNewPrivs,
+            uid: scenario.sandbox.user?.uid)
+        return RunPlan(
+            spawn: spawn, workdir: workdir, successArtifact: successArtifact.map(absolute),
+            expectArtifact: scenario.expect?.artifact.map(substitutions.expand).map(absolute), requested: requested,
+            cgroup: scenario.sandbox.cgroup, supervisor: supervisor,
+            warmPageCache: scenario.sandbox.cgroup.memoryMax != nil)
+    }
+
+    /// The child's environment in order, and the PATH ghostrun gives it: the harness's own environment minus every
+    /// GO* variable, then the network-safe, private Go settings, then the scenario's `env:`.
+    static func environment(scenario: Scenario, toolchain: Toolchain, host: PlanHost, work: WorkDirectory,
+                            substitutions: Substitutions) -> (environment: [(String, String)], path: String) {
+        var environment: [(String, String)] = []
+        let basePath = host.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        let path = toolchain.goroot + "/bin:" + basePath
+        if scenario.inheritEnvironment {
+            environment = host.environment.filter { $0.key != "PATH" }
+                .sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            environment.append(("PATH", path))
+        } else if scenario.envClear {
+            environment = [("PATH", path)]
+        } else {
+            environment = host.environment.filter {
+                !$0.key.hasPrefix("GO") && $0.key != "PATH" && $0.key != "HOME" && $0.key != "XDG_CACHE_HOME"
+                    && $0.key != "CGO_ENABLED"
+            }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            environment.append(("PATH", path))
+            environment += [("GOCACHE", work.gocache), ("GOPATH", work.gopath), ("GOTMPDIR", work.gotmpdir),
+                            ("HOME", work.home), ("GOTRACEBACK", "all")]
+        }
+        // Nothing may touch the network, even under env_clear.
+        if !scenario.inheritEnvironment {
+            environment += [("GOTOOLCHAIN", "local"), ("GOPROXY", "off"), ("GOFLAGS", "-mod=mod")]
+        }
+        for (name, value) in scenario.env {
+            environment.removeAll { $0.0 == name }
+            if let value { environment.append((name, substitutions.expand(value))) }
+        }
+        return (environment, path)
+    }
+
+    /// Compiles the seccomp filter into `spawn` with its flags, and returns the supervisor plan when the scenario
+    /// traces or injects faults.
+    static func filter(scenario: Scenario, toolchain: Toolchain, host: PlanHost, work: WorkDirectory,
+                       substitutions: Substitutions, traceOut: String?, spawn: inout SpawnPlan) throws
+        -> SupervisorPlan?
+    {
+        if !scenario.faults.isEmpty || scenario.trace != .off {
+            let plan = SupervisorPlan(
+                faults: scenario.faults, seed: scenario.seed ?? 0,
+                policy: scenario.sandbox.seccomp ?? SeccompPolicy(), trace: scenario.trace, goroot: toolchain.goroot,
+                workRoot: work.root, expand: substitutions.expandInFaultPath, traceOut: traceOut)
+            let target = host.handOverDescriptor
+            spawn.filter = try SeccompCompiler.compile(plan.policy, notify: plan.notifyPlan(handOverDescriptor: target))
+            spawn.listenerSocketTarget = target
+            // No FLAG_LOG here: it would log every notified call as an audit record. Errno denials come from the
+            // supervisor instead; kills are logged by the kernel regardless; trap records are not available.
+            spawn.seccompFlags = UInt32(SECCOMP_FILTER_FLAG_NEW_LISTENER_VALUE)
+            // Go's SIGURG preemption interrupts notified syscalls, which then restart and can livelock; with
+            // WAIT_KILLABLE_RECV (Linux 5.19) a received notification is only interrupted by a fatal signal.
+            if host.kernelAtLeast(5, 19) {
+                spawn.seccompFlags |= UInt32(SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV_VALUE)
+            }
+            return plan
+        }
+        if let policy = scenario.sandbox.seccomp {
+            spawn.filter = try SeccompCompiler.compile(policy)
+            // FLAG_LOG asks the kernel to log trap and errno actions too, so they reach evidence.denials.
+            spawn.seccompFlags = UInt32(SECCOMP_FILTER_FLAG_LOG_VALUE)
+        }
+        return nil
+    }
+
+    /// `go build -o PATH` → PATH; `go install` of a main package → $GOBIN or $GOPATH/bin/<last element of the
+    /// module or package path>.
+    static func inferArtifact(arguments: [String], workdir: String, gobin: String?, gopath: String?,
+                              readFile: (String) -> String? = { try? String(contentsOfFile: $0, encoding: .utf8) })
+        -> String?
+    {
+        guard arguments.count >= 2, arguments[0] == "go" else { return nil }
+        switch arguments[1] {
+        case "build":
+            if let index = arguments.firstIndex(of: "-o"), index + 1 < arguments.count { return arguments[index + 1] }
+            if let flag = arguments.first(where: { $0.hasPrefix("-o=") }) { return String(flag.dropFirst(3)) }
+            return nil
+        case "install":
+            let packages = arguments.dropFirst(2).filter { !$0.hasPrefix("-") }
+            guard packages.count <= 1 else { return nil }
+            guard let module = readFile(workdir + "/go.mod"),
+                let line = module.split(separator: "\n").first(where: { $0.hasPrefix("module ") })
+            else { return nil }
+            var importPath = line.dropFirst("module ".count).trimmingCharacters(in: .whitespaces)
+            if let package = packages.first, package != ".", package.hasPrefix("./") {
+                importPath += "/" + package.dropFirst(2)
+            } else if let package = packages.first, package != "." {
+                importPath = package
+            }
+            var name = String(importPath.split(separator: "/").last ?? "")
+            if name.count >= 2, name.hasPrefix("v"), Int(name.dropFirst()) != nil {
+                let parts = importPath.split(separator: "/")
+                if parts.count >= 2 { name = String(parts[parts.count - 2]) }
+            }
+            guard !name.isEmpty else { return nil }
+            if let gobin, !gobin.isEmpty { return gobin + "/" + name }
+            guard let gopath = gopath?.split(separator: ":").first else { return nil }
+            return gopath + "/bin/" + name
+        default:
+            return nil
+        }
+    }
+}
+
+/// `$WORK`, `$SCENARIO_DIR` and `$GOROOT` (also as `${NAME}`) in scenario strings.
+struct Substitutions: Sendable {
+    let pairs: [(key: String, value: String)]
+
+    init(work: WorkDirectory, scenario: Scenario, toolchain: Toolchain) {
+        pairs = [("$WORK", work.work), ("$SCENARIO_DIR", scenario.scenarioDirectory), ("$GOROOT", toolchain.goroot)]
+    }
+
+    func expand(_ text: String) -> String {
+        var result = text
+        for (key, value) in pairs {
+            result = result.replacingOccurrences(of: "${\(key.dropFirst())}", with: value)
+            result = result.replacingOccurrences(of: key, with: value)
+        }
+        return result
+    }
+
+    /// Fault paths know only the `$NAME` form (as before the plan stage).
+    var expandInFaultPath: @Sendable (String) -> String {
+        let pairs = self.pairs
+        return { text in
+            var result = text
+            for (key, value) in pairs { result = result.replacingOccurrences(of: key, with: value) }
+            return result
+        }
+    }
+}
+
+let SECCOMP_FILTER_FLAG_LOG_VALUE = 2
+let SECCOMP_FILTER_FLAG_NEW_LISTENER_VALUE = 8
+let SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV_VALUE = 32

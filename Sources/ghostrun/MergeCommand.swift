@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import GhostrunKit
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Combine the run files of a sharded matrix into one, print it and report it as `run` would.")
+
+    @Argument(help: "Run files (--json of `ghostrun run`) to combine.")
+    var files: [String]
+
+    @OptionGroup var reports: ReportOptions
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give at least one run file") }
+    }
+
+    func run() throws {
+        var inputs: [(path: String, file: RunFile)] = []
+        for path in files {
+            do {
+                inputs.append((path, try JSONReport.decode(Data(contentsOf: URL(fileURLWithPath: path)))))
+            } catch {
+                throw fail("\(path): not a readable run file: \(error)")
+            }
+        }
+        let merged: RunFile
+        do {
+            merged = try RunFileMerge.merge(inputs)
+            if merged.matrix == nil {
+                warn("these run files do not record their shards (written before ghostrun 0.3): completeness not checked")
+            }
+        } catch {
+            throw fail("\(error)")
+        }
+        let color = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        for result in merged.results { print(TerminalReport.line(for: result, color: color)) }
+        print(TerminalReport.summary(merged.results))
+        fflush(nil)
+        try reports.write(merged)
+        reports.reportToGitHub(merged)
+        throw ExitCode(ExitStatus.forRun(merged.results))
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import GhostrunKit
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run scenario files (or directories of them) on one or more Go toolchains.")
+
+    @OptionGroup var selection: MatrixSelection
+
+    @Option(help: "Runs in parallel (default: the number of CPUs).")
+    var jobs: Int?
+
+    @Option(
+        help: """
+            Run shard I of N (1-based), e.g. 2/3. Without it, CI_NODE_INDEX/CI_NODE_TOTAL (GitLab) or \
+            JOB_COMPLETION_INDEX with --shard-count (Kubernetes) choose the shard.
+            """)
+    var shard: String?
+
+    @Option(help: "The number of shards, with JOB_COMPLETION_INDEX (0-based) or CI_NODE_INDEX (1-based).")
+    var shardCount: Int?
+
+    @Option(help: "A previous run file (JSON): balance shards by each entry's previous duration, not round-robin.")
+    var timings: String?
+
+    @OptionGroup var reports: ReportOptions
+
+    @Flag(help: "Keep each run's $WORK directory (printed) for debugging.")
+    var keepWork = false
+
+    @Flag(
+        help: """
+            Accept results skipped because the host lacks a feature. Without it, a scenario with `expect:` that is \
+            skipped for any reason other than its `go:` constraint fails the run (exit 1).
+            """)
+    var allowSkip = false
+
+    @Option(name: .customLong("trace-out"), help: "Write every syscall the supervisor sees as a JSON line here.")
+    var traceOut: String?
+
+    func validate() throws {
+        if selection.paths.isEmpty { throw ValidationError("give at least one scenario file or directory") }
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if let shard, ShardSelection.parse(shard) == nil {
+            throw ValidationError("--shard takes I/N with 1 ≤ I ≤ N, e.g. 1/3")
+        }
+        if let shardCount, shardCount < 1 { throw ValidationError("--shard-count must be at least 1") }
+    }
+
+    func run() throws {
+        // Bad input: nothing is started.
+        let shardSelection: ShardSelection?
+        do {
+            shardSelection = try ShardSelection.resolve(
+                shard: shard, shardCount: shardCount, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw fail("\(error)")
+        }
+        var previous: [String: Int]?
+        if let timings {
+            do {
+                previous = Matrix.timings(from: try JSONReport.decode(Data(contentsOf: URL(fileURLWithPath: timings))))
+            } catch {
+                throw fail("--timings \(timings): not a readable run file: \(error)")
+            }
+        }
+        var entries = try selection.entries()
+        if entries.isEmpty { throw fail("no scenario to run (check the paths and --filter)") }
+        let allIds = entries.map(\.id)
+        if let shardSelection {
+            entries = Matrix.shard(entries, index: shardSelection.index, count: shardSelection.count, timings: previous)
+        } else if timings != nil {
+            warn("--timings only balances shards; without --shard or CI shard variables the whole matrix runs")
+        }
+
+        var options = RunnerOptions(keepWork: keepWork)
+        options.traceOut = traceOut
+        let session = RunSession(options: options)
+        // A watchdog sweeps this process's cgroups and temp dirs even if it is killed; leftovers of killed runs
+        // are swept now.
+        session.prepareHost(executable: CommandLine.executablePath)
+        let started = ContinuousClock.now
+        let signals = session.handleSignals([SIGINT, SIGTERM, SIGHUP])
+        defer { signals.cancel() }
+        let results = session.run(
+            entries, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, allowSkip: allowSkip,
+            reporter: .forStandardOutput(total: entries.count, started: started))
+
+        // Written on SIGINT too: the results that did finish (and those cut short, marked `interrupted`) are
+        // what a CI job needs to see why it was cancelled.
+        let runFile = RunFile(
+            ghostrun: GhostrunVersion.current, host: HostFacts.current(), results: results,
+            harness: HarnessStats.current(wallMs: (ContinuousClock.now - started).milliseconds),
+            matrix: MatrixRecord(
+                allIds: allIds, shardIds: entries.map(\.id), index: shardSelection?.index ?? 1,
+                count: shardSelection?.count ?? 1))
+        try reports.write(runFile)
+        reports.reportToGitHub(runFile)
+        if let signalNumber = session.interruptedBy {
+            FileHandle.standardError.write(Data("ghostrun: interrupted; \(results.count) of \(entries.count) results written\n".utf8))
+            throw ExitCode(128 + signalNumber)
+        }
+        throw ExitCode(ExitStatus.forRun(results))
+    }
+}
