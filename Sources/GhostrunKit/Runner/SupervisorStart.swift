@@ -1,0 +1,51 @@
+import CGhostrun
+import Foundation
+
+/// Receives the listener from the child and runs the supervisor, starting before spawn so that nothing the
+/// child does between loading its filter and exec can wait on an absent supervisor.
+final class SupervisorStart: @unchecked Sendable {
+    private let socket: Int32
+    private let plan: SupervisorPlan
+    private let runStart: ContinuousClock.Instant
+    private let ready = DispatchSemaphore(value: 0)
+    private var supervisor: Supervisor?
+    private var failure: String?
+
+    init(socket: Int32, plan: SupervisorPlan, runStart: ContinuousClock.Instant) {
+        self.socket = socket
+        self.plan = plan
+        self.runStart = runStart
+    }
+
+    func begin() {
+        let thread = Thread { [self] in
+            // The child sends the listener right after loading its filter; a spawn that fails earlier closes the
+            // socket (every copy of the child's end is gone) and the receive ends with EPIPE.
+            let fd = ghostrun_receive_fd(socket, 30_000)
+            if fd >= 0 {
+                do {
+                    let supervisor = try Supervisor(listener: fd, plan: plan, runStart: runStart)
+                    supervisor.startThread()
+                    self.supervisor = supervisor
+                } catch {
+                    close(fd)
+                    failure = "\(error)"
+                }
+            } else {
+                failure = "no listener received: \(String(cString: strerror(-fd)))"
+            }
+            ready.signal()
+        }
+        thread.name = "ghostrun-listener"
+        thread.start()
+    }
+
+    /// Stops the supervisor (call once the tree is gone) and returns what it saw.
+    func finish() -> (trace: TraceSummary?, denials: [Denial], failure: String?) {
+        ready.wait()
+        close(socket)
+        guard let supervisor else { return (nil, [], failure) }
+        let seen = supervisor.stop()
+        return (seen.trace, seen.denials, nil)
+    }
+}
