@@ -1,15 +1,16 @@
 import CGhostrun
 import Foundation
+import Synchronization
 
 /// Receives the listener from the child and runs the supervisor, starting before spawn so that nothing the
 /// child does between loading its filter and exec can wait on an absent supervisor.
-final class SupervisorStart: @unchecked Sendable {
+final class SupervisorStart: Sendable {
     private let socket: Int32
     private let plan: SupervisorPlan
     private let runStart: ContinuousClock.Instant
     private let ready = DispatchSemaphore(value: 0)
-    private var supervisor: Supervisor?
-    private var failure: String?
+    /// Set by the listener thread before it signals `ready`: the running supervisor, or why there is none.
+    private let outcome = Mutex<(supervisor: Supervisor?, failure: String?)>((nil, nil))
 
     init(socket: Int32, plan: SupervisorPlan, runStart: ContinuousClock.Instant) {
         self.socket = socket
@@ -26,13 +27,14 @@ final class SupervisorStart: @unchecked Sendable {
                 do {
                     let supervisor = try Supervisor(listener: fd, plan: plan, runStart: runStart)
                     supervisor.startThread()
-                    self.supervisor = supervisor
+                    outcome.withLock { $0.supervisor = supervisor }
                 } catch {
                     close(fd)
-                    failure = "\(error)"
+                    outcome.withLock { $0.failure = "\(error)" }
                 }
             } else {
-                failure = "no listener received: \(String(cString: strerror(-fd)))"
+                let failure = "no listener received: \(String(cString: strerror(-fd)))"
+                outcome.withLock { $0.failure = failure }
             }
             ready.signal()
         }
@@ -44,6 +46,7 @@ final class SupervisorStart: @unchecked Sendable {
     func finish() -> (trace: TraceSummary?, denials: [Denial], failure: String?) {
         ready.wait()
         close(socket)
+        let (supervisor, failure) = outcome.withLock { $0 }
         guard let supervisor else { return (nil, [], failure) }
         let seen = supervisor.stop()
         return (seen.trace, seen.denials, nil)
