@@ -25,10 +25,10 @@ public enum WorkPreparation {
                 try Data(substitutions.expand(content).utf8).write(to: URL(fileURLWithPath: path))
             }
             if let owner = step.owner, lchown(path, owner.uid, owner.gid) != 0 {
-                throw RunSetupError(description: "paths: chown \(path): \(String(cString: strerror(errno)))")
+                throw RunSetupError(description: "paths: chown \(path): \(Errno.current)")
             }
             if let mode = step.mode, chmod(path, mode_t(mode)) != 0 {
-                throw RunSetupError(description: "paths: chmod \(path): \(String(cString: strerror(errno)))")
+                throw RunSetupError(description: "paths: chmod \(path): \(Errno.current)")
             }
         }
     }

@@ -33,7 +33,7 @@ final class SupervisorStart: Sendable {
                     outcome.withLock { $0.failure = "\(error)" }
                 }
             } else {
-                let failure = "no listener received: \(String(cString: strerror(-fd)))"
+                let failure = "no listener received: \(Errno(rawValue: -fd))"
                 outcome.withLock { $0.failure = failure }
             }
             ready.signal()

@@ -20,7 +20,7 @@ public struct WorkDirectory: Sendable {
     public static func create(sequence: Int) throws -> WorkDirectory {
         var template = Array("\(base)/\(prefix)\(getpid())-\(sequence)-XXXXXX".utf8CString)
         guard let pointer = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw CgroupError(message: "cannot create a temporary directory in \(base): \(String(cString: strerror(errno)))")
+            throw CgroupError(message: "cannot create a temporary directory in \(base): \(Errno.current)")
         }
         let root = String(cString: pointer)
         // Other users (sandbox.user) must be able to reach $WORK.
