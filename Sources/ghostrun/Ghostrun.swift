@@ -8,7 +8,9 @@ struct Ghostrun: ParsableCommand {
         commandName: "ghostrun",
         abstract: "Run the Go toolchain under seccomp, capabilities, rlimits and cgroups, and explain what happened.",
         version: GhostrunVersion.current,
-        subcommands: [Run.self, Trace.self, MatrixCommand.self, Merge.self, Inspect.self, Doctor.self, Reap.self])
+        subcommands: [
+            Run.self, Trace.self, MatrixCommand.self, Merge.self, Inspect.self, Doctor.self, ProfileCommand.self, Reap.self,
+        ])
 
     /// As ArgumentParser's, except that usage errors exit 2, not 64: the contract gives bad input status 2, and a
     /// CI job that tells "bad input" from "expectation failed" by status must see the same number for a bad

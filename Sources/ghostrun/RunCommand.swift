@@ -39,6 +39,11 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("trace-out"), help: "Write every syscall the supervisor sees as a JSON line here.")
     var traceOut: String?
 
+    @Option(
+        name: .customLong("seccomp-profile"),
+        help: "Run every scenario without a profile of its own under this built-in or profile file.")
+    var seccompProfile: String?
+
     func validate() throws {
         if selection.paths.isEmpty { throw ValidationError("give at least one scenario file or directory") }
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
@@ -68,6 +73,19 @@ struct Run: ParsableCommand {
         var entries = try selection.entries()
         if entries.isEmpty { throw fail("no scenario to run (check the paths and --filter)") }
         let allIds = entries.map(\.id)
+        if let seccompProfile {
+            let document: SeccompProfileDocument
+            do {
+                document = try BuiltInProfiles.load(seccompProfile, relativeTo: FileManager.default.currentDirectoryPath)
+            } catch {
+                throw fail("--seccomp-profile: \(error)")
+            }
+            entries = entries.map { entry in
+                var entry = entry
+                entry.scenario = entry.scenario.underSeccompProfile(seccompProfile, document: document)
+                return entry
+            }
+        }
         if let shardSelection {
             entries = Matrix.shard(entries, index: shardSelection.index, count: shardSelection.count, timings: previous)
         } else if timings != nil {

@@ -238,11 +238,21 @@ final class ScenarioLoaderTests: XCTestCase {
         XCTAssertEqual(s.location, SourceLocation(file: file, line: 1))
     }
 
-    func testProfileIsStoredForTheRunner() throws {
-        let text = Self.minimal + "sandbox:\n  seccomp:\n    profile: docker-default\n    default: errno:EPERM\n"
+    func testProfileIsReadWhenTheScenarioIsLoaded() throws {
+        let text = Self.minimal + "sandbox:\n  seccomp:\n    profile: docker-default\n    runtime: crun\n"
         let policy = try XCTUnwrap(ScenarioLoader.parse(text: text, file: "p.yaml").first?.sandbox.seccomp)
         XCTAssertEqual(policy.profile, "docker-default")
-        XCTAssertEqual(policy.defaultAction, .errno(1))
+        XCTAssertEqual(policy.runtime, .crun)
+        XCTAssertEqual(policy.profileDocument?.defaultAction, ProfileAction(kind: .errno, errnoRet: 1))
+        XCTAssertFalse(policy.defaultGiven)
+        // As in the contract's example, `default:` beside a profile replaces the profile's defaultAction.
+        let both = try XCTUnwrap(
+            ScenarioLoader.parse(
+                text: Self.minimal + "sandbox:\n  seccomp:\n    profile: docker-default\n    default: allow\n",
+                file: "p.yaml"
+            ).first?.sandbox.seccomp)
+        XCTAssertTrue(both.defaultGiven)
+        XCTAssertEqual(both.defaultAction, .allow)
     }
 
     func testDefaultsMatchTheContract() throws {

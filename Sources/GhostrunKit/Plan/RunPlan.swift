@@ -24,6 +24,8 @@ public struct RunPlan: Sendable {
     /// Whether the toolchain's files are read into the page cache before the run, so a memory limit is about the
     /// build's own memory (see `ScenarioRunner.warmPageCache`).
     public var warmPageCache: Bool
+    /// The seccomp profile applied, for `evidence.policy`.
+    public var policyEvidence: ProfileEvidence?
 
     /// The freeze steps of `sandbox.cgroup.freeze`, in order.
     public var freezeSteps: [FreezeStep] { cgroup.freeze }
@@ -72,8 +74,25 @@ public struct RunPlan: Sendable {
             spawn.capabilities = try CapabilityPlan.make(request: request, switchingToNonRoot: switching,
                                                          available: host.availableCapabilities)
         }
-        let supervisor = try filter(scenario: scenario, toolchain: toolchain, host: host, work: work,
-                                    substitutions: substitutions, traceOut: traceOut, spawn: &spawn)
+        // A profile is resolved against the capabilities the go command will have (its bounding set, as moby
+        // checks `caps`), the host's kernel and the native architecture; scenario rules go on top of it.
+        let profile = scenario.sandbox.seccomp.flatMap { seccomp in
+            seccomp.profileDocument.map { document in
+                SeccompProfileResolver.resolve(
+                    document,
+                    context: ProfileResolutionContext(
+                        capabilities: spawn.capabilities?.bounding ?? host.availableCapabilities,
+                        kernel: KernelRelease(major: host.kernel.major, minor: host.kernel.minor),
+                        runtime: seccomp.runtime),
+                    extraNames: seccomp.rules.flatMap(\.syscalls),
+                    defaultOverride: seccomp.defaultGiven ? seccomp.defaultAction : nil)
+            }
+        }
+        let policy = profile.map { $0.policy(scenarioRules: scenario.sandbox.seccomp?.rules ?? []) }
+            ?? scenario.sandbox.seccomp
+        let supervisor = try filter(scenario: scenario, policy: policy, toolchain: toolchain, host: host,
+                                    work: work, substitutions: substitutions, traceOut: traceOut, spawn: &spawn)
+        spawn.seccompFlags |= ProfileFlags.value(of: profile?.flags ?? [])
 
         var expectedCapEff: UInt64?
         if let caps = spawn.capabilities {
@@ -88,7 +107,7 @@ public struct RunPlan: Sendable {
             spawn: spawn, workdir: workdir, successArtifact: successArtifact.map(absolute),
             expectArtifact: scenario.expect?.artifact.map(substitutions.expand).map(absolute), requested: requested,
             cgroup: scenario.sandbox.cgroup, supervisor: supervisor,
-            warmPageCache: scenario.sandbox.cgroup.memoryMax != nil)
+            warmPageCache: scenario.sandbox.cgroup.memoryMax != nil, policyEvidence: profile.map { ProfileEvidence($0) })
     }
 
     /// The child's environment in order, and the PATH ghostrun gives it: the harness's own environment minus every
@@ -126,14 +145,15 @@ public struct RunPlan: Sendable {
 
     /// Compiles the seccomp filter into `spawn` with its flags, and returns the supervisor plan when the scenario
     /// traces or injects faults.
-    static func filter(scenario: Scenario, toolchain: Toolchain, host: PlanHost, work: WorkDirectory,
-                       substitutions: Substitutions, traceOut: String?, spawn: inout SpawnPlan) throws
+    static func filter(scenario: Scenario, policy: SeccompPolicy?, toolchain: Toolchain, host: PlanHost,
+                       work: WorkDirectory, substitutions: Substitutions, traceOut: String?,
+                       spawn: inout SpawnPlan) throws
         -> SupervisorPlan?
     {
         if !scenario.faults.isEmpty || scenario.trace != .off {
             let plan = SupervisorPlan(
                 faults: scenario.faults, seed: scenario.seed ?? 0,
-                policy: scenario.sandbox.seccomp ?? SeccompPolicy(), trace: scenario.trace, goroot: toolchain.goroot,
+                policy: policy ?? SeccompPolicy(), trace: scenario.trace, goroot: toolchain.goroot,
                 workRoot: work.root, expand: substitutions.expandInFaultPath, traceOut: traceOut)
             let target = host.handOverDescriptor
             spawn.filter = try SeccompCompiler.compile(plan.policy, notify: plan.notifyPlan(handOverDescriptor: target))
@@ -148,7 +168,7 @@ public struct RunPlan: Sendable {
             }
             return plan
         }
-        if let policy = scenario.sandbox.seccomp {
+        if let policy {
             spawn.filter = try SeccompCompiler.compile(policy)
             // FLAG_LOG asks the kernel to log trap and errno actions too, so they reach evidence.denials.
             spawn.seccompFlags = UInt32(SECCOMP_FILTER_FLAG_LOG_VALUE)

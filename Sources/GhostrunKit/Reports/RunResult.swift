@@ -141,9 +141,11 @@ public struct Evidence: Codable, Equatable, Sendable {
     public var restrictionsConfirmed: RestrictionCheck?
     /// Per-role and per-process syscall counts from the supervisor (`trace:` or `faults:` scenarios).
     public var trace: TraceSummary?
+    /// The seccomp profile applied (`sandbox.seccomp.profile` or `--seccomp-profile`): which, how, what was skipped.
+    public var policy: ProfileEvidence?
     enum CodingKeys: String, CodingKey {
         case processes, denials, firstDenial = "first_denial", cgroup, hangSnapshots = "hang_snapshots",
-            goroutineDump = "goroutine_dump", restrictionsConfirmed = "restrictions_confirmed", trace
+            goroutineDump = "goroutine_dump", restrictionsConfirmed = "restrictions_confirmed", trace, policy
     }
     public init() {}
     public func encode(to encoder: Encoder) throws {
@@ -156,6 +158,7 @@ public struct Evidence: Codable, Equatable, Sendable {
         try c.encodeIfPresent(goroutineDump, forKey: .goroutineDump)
         try c.encodeIfPresent(restrictionsConfirmed, forKey: .restrictionsConfirmed)
         try c.encodeIfPresent(trace, forKey: .trace)
+        try c.encodeIfPresent(policy, forKey: .policy)
     }
 }
 

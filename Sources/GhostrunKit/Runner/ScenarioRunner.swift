@@ -61,9 +61,6 @@ public final class ScenarioRunner: Sendable {
             result = skipped(
                 scenario, toolchain, reason: "go \(toolchain.label) does not satisfy go: \"\(constraint)\"",
                 cause: .goConstraint)
-        } else if scenario.sandbox.seccomp?.profile != nil {
-            result = skipped(scenario, toolchain,
-                reason: "sandbox.seccomp.profile (OCI/Docker profile files) is not supported by this ghostrun version yet")
         } else {
             result = execute(scenario, toolchain: toolchain)
         }
@@ -156,6 +153,7 @@ public final class ScenarioRunner: Sendable {
             expectation: scenario.expect, observation: observation, classification: classification,
             requested: plan.requested)
         result.durationMs = observation.durationMs
+        result.evidence.policy = plan.policyEvidence
         if runs.wasTornDown(sequence) { result.interrupted = true }
         return result
     }

@@ -90,17 +90,16 @@ public enum ErrnoName {
     public static var largestValue: Int32 { table.map(\.value).max() ?? 133 }
 }
 
-/// Syscall names and numbers of the native architecture, through libseccomp.
+/// Syscall names and numbers of the native architecture, from ghostrun's own tables of the kernel's syscalls
+/// (`SyscallTable`), so names newer than the host's libseccomp resolve too.
 public enum SyscallName {
     public static func number(of name: String) -> Int32? {
-        let number = seccomp_syscall_resolve_name(name)
-        return number == __NR_SCMP_ERROR ? nil : number
+        SyscallTable.native.number(of: name)
     }
 
     public static func name(of number: Int) -> String? {
-        guard let pointer = seccomp_syscall_resolve_num_arch(seccomp_arch_native(), Int32(number)) else { return nil }
-        defer { free(pointer) }
-        return String(cString: pointer)
+        guard let number = Int32(exactly: number) else { return nil }
+        return SyscallTable.native.name(of: number)
     }
 
     /// The libseccomp version in use, e.g. "2.5.4".

@@ -97,6 +97,8 @@ public struct Sandbox: Sendable {
 
 /// `capabilities:`: drop, then add; ambient on top.
 public struct CapabilityRequest: Sendable, Equatable {
+    /// `preset:`: start from a runtime's default set instead of everything ghostrun holds.
+    public var preset: CapabilityPreset?
     public var drop: CapabilitySet
     public var add: CapabilitySet
     public var ambient: CapabilitySet
@@ -107,7 +109,8 @@ public struct CapabilityRequest: Sendable, Equatable {
     }
     /// The capabilities the go command keeps, starting from `full` (what root has).
     public func kept(from full: CapabilitySet) -> CapabilitySet {
-        full.subtracting(drop).union(add).union(ambient)
+        let base = preset.map { $0.capabilities.intersection(full) } ?? full
+        return base.subtracting(drop).union(add).union(ambient)
     }
 }
 
@@ -167,9 +170,19 @@ public struct SeccompRule: Sendable, Equatable {
 }
 
 public struct SeccompPolicy: Sendable, Equatable {
+    /// `profile:` as written (a built-in name or a path).
     public var profile: String?
     public var defaultAction: SeccompAction
     public var rules: [SeccompRule]
+    /// `default:` was written: with a profile, it replaces the profile's defaultAction.
+    public var defaultGiven = false
+    /// `runtime:` (runc unless given): how a profile is applied.
+    public var runtime: SeccompRuntime = .runc
+    /// The profile file, read and checked when the scenario was loaded.
+    public var profileDocument: SeccompProfileDocument?
+    /// runc's ENOSYS stub: syscalls numbered above this answer ENOSYS before any rule (set once a profile is
+    /// resolved for a run).
+    public var enosysAbove: Int32?
     public init(profile: String? = nil, defaultAction: SeccompAction = .allow, rules: [SeccompRule] = []) {
         self.profile = profile
         self.defaultAction = defaultAction

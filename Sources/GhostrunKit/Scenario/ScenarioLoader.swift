@@ -97,6 +97,8 @@ public enum ScenarioLoader {
         var found: [String] = []
         for case let url as URL in walker where scenarioExtensions.contains(url.pathExtension.lowercased()) {
             guard (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true else { continue }
+            // Seccomp profiles the scenarios reference (scenarios/profiles/docker/*.json) live beside them.
+            if isSeccompProfile(url) { continue }
             // Keep the user's spelling of the directory so that error messages show paths they recognise.
             let relative = String(url.standardizedFileURL.path.dropFirst(root.standardizedFileURL.path.count))
             found.append((path.hasSuffix("/") ? String(path.dropLast()) : path) + relative)
@@ -107,6 +109,14 @@ public enum ScenarioLoader {
                 hint: "scenario files end in .yaml, .yml or .json")
         }
         return found.sorted()
+    }
+
+    /// A JSON file whose top level has `defaultAction` and no `run` is a seccomp profile, not a scenario.
+    static func isSeccompProfile(_ url: URL) -> Bool {
+        guard url.pathExtension.lowercased() == "json", let data = try? Data(contentsOf: url),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return false }
+        return object["defaultAction"] != nil && object["run"] == nil
     }
 
     /// Later scenarios with an earlier one's name, each reported at its own `name:` line.

@@ -248,7 +248,9 @@ public final class Supervisor: @unchecked Sendable {
             }
             break
         }
-        if error == nil, action == "continue", let errno = policyErrno[n.nr] ?? policyErrnoByDefault(n.nr) {
+        if error == nil, action == "continue",
+            let errno = stubErrno(n.nr) ?? policyErrno[n.nr] ?? policyErrnoByDefault(n.nr)
+        {
             error = errno
             action = "errno"
             denials.append(Denial(pid: who.tgid, comm: who.comm, exe: who.exe, syscall: syscall,
@@ -274,6 +276,11 @@ public final class Supervisor: @unchecked Sendable {
         }
         if traceHandle != nil { appendTraceLine(nowMs, who.tgid, who, syscall, path, action, error) }
         return (error, delay)
+    }
+
+    /// runc's ENOSYS stub decides before any rule, in the filter as here (`EnosysStub`).
+    private func stubErrno(_ number: Int32) -> Int32? {
+        EnosysStub.decides(number, threshold: plan.policy.enosysAbove) ? 38 : nil
     }
 
     /// A syscall without a rule of its own takes the policy's default: an errno default is answered here.
