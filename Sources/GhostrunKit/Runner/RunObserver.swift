@@ -154,6 +154,7 @@ extension ScenarioRunner {
         var hangTrigger: HangTrigger?
         func ms(_ instant: ContinuousClock.Instant) -> Int { (instant - start).milliseconds }
 
+        let decisions = scenario.sandbox.seccomp.flatMap { try? SeccompDecisionTable($0) }
         func collectDenials() {
             guard let audit else { return }
             let exclusiveGoroot = ActiveRuns.shared.runsUsing(goroot: toolchain.goroot) <= 1
@@ -162,7 +163,7 @@ extension ScenarioRunner {
                 let exe = record.exe ?? ""
                 let ours = seenPids.contains(record.pid) || exe.hasPrefix(work.root)
                     || (exclusiveGoroot && exe.hasPrefix(toolchain.goroot))
-                if ours { denials.append(record.denial(runStartKernelUsec: kernelStartUsec)) }
+                if ours { denials.append(record.denial(runStartKernelUsec: kernelStartUsec).attributed(to: decisions)) }
             }
         }
 
