@@ -39,6 +39,11 @@ public struct ConditionalRule: Sendable, Equatable {
     public var conditions: [SeccompArgCondition]
     public var decision: SeccompDecision
 
+    /// Whether a condition compares by order (lt, le, gt, ge), which only the kernel's filter decides exactly.
+    public var hasOrderedComparison: Bool {
+        conditions.contains { [.lt, .le, .gt, .ge].contains($0.op) }
+    }
+
     /// Whether every condition holds for the call's six arguments (compared as unsigned 64-bit values, as
     /// libseccomp's filter does).
     public func matches(_ args: [UInt64]) -> Bool {
@@ -171,14 +176,17 @@ public struct SeccompDecisionTable: Sendable {
     }
 
     /// Whether the supervisor can answer every call of this syscall exactly as the plain filter would: no action
-    /// it cannot emulate (kill, trap) and no argument rules whose order would matter (two rules with different
-    /// actions that can hold for the same call: libseccomp does not keep the policy's order between them).
+    /// it cannot emulate (kill, trap); no argument rules whose order would matter (two rules with different
+    /// actions that can hold for the same call: libseccomp does not keep the policy's order between them); and no
+    /// ordered comparison (lt, le, gt, ge), because libseccomp 2.5 compiles those on 64-bit arguments so that the
+    /// kernel's result can differ from the arithmetic (the property test found `socket(_, 2, 1)` answered by a
+    /// rule `a1 > 4294967297`), and the filter, not the table, is what the kernel runs without a supervisor.
     public func isAnswerable(_ decision: SyscallDecision) -> Bool {
         switch decision {
         case .unconditional(let decision): return decision.action.isAnswerableBySupervisor
         case .conditional(let rules, let fallback):
             guard fallback.action.isAnswerableBySupervisor,
-                rules.allSatisfy({ $0.decision.action.isAnswerableBySupervisor })
+                rules.allSatisfy({ $0.decision.action.isAnswerableBySupervisor && !$0.hasOrderedComparison })
             else { return false }
             for (i, a) in rules.enumerated() {
                 for b in rules[(i + 1)...] where a.decision.action != b.decision.action {
