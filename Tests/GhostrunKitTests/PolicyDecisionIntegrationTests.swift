@@ -72,6 +72,10 @@ final class PolicyDecisionIntegrationTests: XCTestCase {
 
     /// Runs the probe with `calls` under `seccomp` (YAML below `seccomp:`), with `extra` top-level keys.
     private func probe(_ calls: [String], seccomp: String, extra: String = "") throws -> [String] {
+        try probeResult(calls, seccomp: seccomp, extra: extra).stdoutTail.split(separator: "\n").map(String.init)
+    }
+
+    private func probeResult(_ calls: [String], seccomp: String, extra: String = "") throws -> RunResult {
         let program = try SyscallProbe.path()
         let quoted = ([program] + calls).map { "\"\($0)\"" }.joined(separator: ", ")
         let yaml = """
@@ -84,7 +88,7 @@ final class PolicyDecisionIntegrationTests: XCTestCase {
             """
         let result = runner.run(try scenario(yaml), toolchain: try go())
         XCTAssertEqual(result.exitCode, 0, "\(result.outcome): \(result.summary)\n\(result.stderrTail)")
-        return result.stdoutTail.split(separator: "\n").map(String.init)
+        return result
     }
 
     /// The bug the architecture issue measured: under an errno default, a syscall with only conditional rules
@@ -114,5 +118,35 @@ final class PolicyDecisionIntegrationTests: XCTestCase {
         XCTAssertEqual(try probe(calls, seccomp: seccomp, extra: "trace: true"), expected, "with trace: true")
         XCTAssertEqual(try probe(calls, seccomp: seccomp, extra: "trace: [socket, getppid, getpid]"), expected,
                        "with the calls traced by name")
+    }
+
+    /// Evidence names the rule that decided: the supervisor's denials and the audit records' alike.
+    func testDenialsNameTheDecidingRule() throws {
+        // Line 9 of the generated scenario is the socket rule, line 10 the getppid rule.
+        let seccomp = """
+            default: errno:EPERM
+            rules:
+              - {syscalls: [\(SyscallProbe.startup.joined(separator: ", "))], action: allow}
+              - {syscalls: [socket], action: errno, errno: EACCES, args: [{index: 0, op: eq, value: 40}]}
+              - {syscalls: [getppid], action: errno, errno: ENOSYS}
+            """
+        let calls = [SyscallProbe.call("socket", 40, 1, 0), SyscallProbe.call("getppid"), SyscallProbe.call("getpid")]
+        func rules(_ result: RunResult) -> [String: String] {
+            Dictionary(result.evidence.denials.filter { $0.action == "errno" }.map { ("\($0.syscall) \($0.errno ?? "")", $0.rule ?? "none") },
+                       uniquingKeysWith: { first, _ in first })
+        }
+        let expected = ["socket EACCES": "test.yaml:9", "getppid ENOSYS": "test.yaml:10", "getpid EPERM": "default"]
+        let traced = try probeResult(calls, seccomp: seccomp, extra: "trace: true")
+        XCTAssertEqual(rules(traced), expected, "from the supervisor")
+        XCTAssertTrue(traced.evidence.denials.allSatisfy { $0.source == "supervisor" })
+        try requireHost(KernelAuditLog.shared.isAvailable, "no kernel audit records to attribute")
+        // An audit record carries neither the arguments nor (as parsed today) the errno: every argument rule of
+        // the syscall with the record's action is a candidate, and the fallback too.
+        let audited = try probeResult(calls, seccomp: seccomp).evidence.denials.filter { $0.source == "audit" }
+        let byCall = Dictionary(audited.map { ($0.syscall, $0.rule ?? "none") }, uniquingKeysWith: { first, _ in first })
+        XCTAssertEqual(byCall["getppid"], "test.yaml:10", "from audit records")
+        XCTAssertEqual(byCall["getpid"], "default", "from audit records")
+        XCTAssertTrue(byCall["socket"] == "test.yaml:9" || byCall["socket"] == "test.yaml:9 | default",
+                      "from audit records: \(String(describing: byCall["socket"]))")
     }
 }
