@@ -206,7 +206,8 @@ public enum SeccompCompiler {
             }
             if status != 0 {
                 throw SeccompCompileError(
-                    message: "libseccomp rejected the rule for \(rule.syscall) (action 0x\(String(rule.action, radix: 16))): "
+                    message: "libseccomp rejected the rule for \(rule.syscall) "
+                        + "(action 0x\(String(rule.action, radix: 16))): "
                         + String(cString: strerror(-status)), location: rule.location)
             }
         }

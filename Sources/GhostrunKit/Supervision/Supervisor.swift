@@ -277,7 +277,9 @@ public final class Supervisor: @unchecked Sendable {
     /// The policy's decision for a notified call (no fault applied): argument rules are evaluated on the
     /// notification's arguments, as the filter would have.
     private func answer(_ n: ghostrun_notification) -> SeccompDecision {
-        Supervisor.answer(decisions, number: n.nr) { withUnsafeBytes(of: n.args) { Array($0.bindMemory(to: UInt64.self)) } }
+        Supervisor.answer(decisions, number: n.nr) {
+            withUnsafeBytes(of: n.args) { Array($0.bindMemory(to: UInt64.self)) }
+        }
     }
 
     /// The supervisor's answer function, apart from the notification plumbing (the property test calls it):
