@@ -147,6 +147,27 @@ final class ProfileTests: XCTestCase {
         XCTAssertNil(allowDefault.enosysAbove)
     }
 
+    /// The decision table the filter and the supervisor use names the same decision and rule as `profile show`.
+    func testDecisionTableNamesProfileRulesAndTheStub() throws {
+        func decided(_ profile: ResolvedProfile, _ syscall: String) throws -> SeccompDecision {
+            let table = try SeccompDecisionTable(profile.policy(scenarioRules: []))
+            guard case .unconditional(let decision) = table.decision(syscall: syscall) else {
+                XCTFail("\(syscall) has argument rules")
+                return SeccompDecision(action: .allow, origin: .policyDefault)
+            }
+            return decision
+        }
+        let docker19 = SeccompProfileResolver.resolve(try historic("v19.03.15"), context: context())
+        XCTAssertEqual(try decided(docker19, "clone3").action, .errno(ENOSYS))
+        XCTAssertEqual(try decided(docker19, "clone3").origin.description, "docker-v19.03.15 runc ENOSYS stub (above 333)")
+        let docker2010 = SeccompProfileResolver.resolve(try historic("v20.10.10"), context: context())
+        XCTAssertEqual(try decided(docker2010, "clone3").action, .errno(ENOSYS))
+        XCTAssertEqual(try decided(docker2010, "clone3").origin.description, docker2010.decision(for: "clone3").origin)
+        let docker2009 = SeccompProfileResolver.resolve(try historic("v20.10.9"), context: context())
+        XCTAssertEqual(try decided(docker2009, "clone3").action, .errno(EPERM))
+        XCTAssertEqual(try decided(docker2009, "clone3").origin, .policyDefault)
+    }
+
     func testPodmanAndContainerdDefaults() throws {
         let podman = SeccompProfileResolver.resolve(
             try BuiltInProfiles.document(named: "podman-default"),

@@ -1,3 +1,4 @@
+import CGhostrun
 import Foundation
 import XCTest
 
@@ -88,7 +89,7 @@ final class RunPlanTests: XCTestCase {
                                         host: host(), work: work)
         XCTAssertNotNil(plain.spawn.filter)
         XCTAssertNil(plain.supervisor)
-        XCTAssertEqual(plain.spawn.seccompFlags, UInt32(SECCOMP_FILTER_FLAG_LOG_VALUE))
+        XCTAssertEqual(plain.spawn.seccompFlags, UInt32(GHOSTRUN_SECCOMP_FILTER_FLAG_LOG))
         XCTAssertEqual(plain.spawn.listenerSocketTarget, -1)
         XCTAssertTrue(plain.requested.seccompFilter)
 
@@ -98,10 +99,10 @@ final class RunPlanTests: XCTestCase {
         XCTAssertEqual(traced.supervisor?.workRoot, work.root)
         XCTAssertEqual(traced.spawn.listenerSocketTarget, 999)
         XCTAssertEqual(traced.spawn.seccompFlags,
-                       UInt32(SECCOMP_FILTER_FLAG_NEW_LISTENER_VALUE | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV_VALUE))
+                       UInt32(GHOSTRUN_SECCOMP_FILTER_FLAG_NEW_LISTENER | GHOSTRUN_SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV))
         let oldKernel = try RunPlan.resolve(scenario: scenario("run: [go, version]\ntrace: true\n"),
                                             toolchain: toolchain, host: host(kernel: (5, 15)), work: work)
-        XCTAssertEqual(oldKernel.spawn.seccompFlags, UInt32(SECCOMP_FILTER_FLAG_NEW_LISTENER_VALUE))
+        XCTAssertEqual(oldKernel.spawn.seccompFlags, UInt32(GHOSTRUN_SECCOMP_FILTER_FLAG_NEW_LISTENER))
 
         let none = try RunPlan.resolve(scenario: scenario("run: [go, version]\n"), toolchain: toolchain,
                                        host: host(), work: work)

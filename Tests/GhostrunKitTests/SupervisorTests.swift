@@ -196,7 +196,7 @@ final class SupervisorIntegrationTests: XCTestCase {
         let policy = SeccompPolicy()
         plan.filter = try SeccompCompiler.compile(
             policy, notify: NotifyPlan(traceAll: false, traced: ["openat"], faulted: [], handOverDescriptor: target))
-        plan.seccompFlags = UInt32(SECCOMP_FILTER_FLAG_NEW_LISTENER_VALUE) | UInt32(SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV_VALUE)
+        plan.seccompFlags = UInt32(GHOSTRUN_SECCOMP_FILTER_FLAG_NEW_LISTENER) | UInt32(GHOSTRUN_SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)
         plan.noNewPrivs = true
         plan.listenerSocket = sockets[1]
         plan.listenerSocketTarget = target

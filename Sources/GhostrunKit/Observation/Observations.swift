@@ -96,6 +96,9 @@ public struct Denial: Codable, Equatable, Sendable {
     public var role: String?
     /// The decoded path argument of a file syscall, when the supervisor read it.
     public var path: String?
+    /// The policy rule that decided: `scenario.yaml:14`, `docker-default syscalls[12]`, `default`; several
+    /// separated by ` | ` when an audit record (which carries no arguments) fits more than one argument rule.
+    public var rule: String?
     public init(pid: Int32, comm: String, exe: String? = nil, syscall: String, syscallNumber: Int? = nil,
                 action: String, errno: String? = nil, signal: Int? = nil, timeMs: Int, source: String,
                 role: String? = nil, path: String? = nil) {

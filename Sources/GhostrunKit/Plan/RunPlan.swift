@@ -26,6 +26,9 @@ public struct RunPlan: Sendable {
     public var warmPageCache: Bool
     /// The seccomp profile applied, for `evidence.policy`.
     public var policyEvidence: ProfileEvidence?
+    /// The seccomp policy resolved once (nil without a filter): the filter was compiled from it, the supervisor
+    /// answers from it, and evidence names the rule that decided each denial from it.
+    public var decisions: SeccompDecisionTable?
 
     /// The freeze steps of `sandbox.cgroup.freeze`, in order.
     public var freezeSteps: [FreezeStep] { cgroup.freeze }
@@ -90,7 +93,8 @@ public struct RunPlan: Sendable {
         }
         let policy = profile.map { $0.policy(scenarioRules: scenario.sandbox.seccomp?.rules ?? []) }
             ?? scenario.sandbox.seccomp
-        let supervisor = try filter(scenario: scenario, policy: policy, toolchain: toolchain, host: host,
+        let decisions = try policy.map(SeccompDecisionTable.init)
+        let supervisor = try filter(scenario: scenario, decisions: decisions, toolchain: toolchain, host: host,
                                     work: work, substitutions: substitutions, traceOut: traceOut, spawn: &spawn)
         spawn.seccompFlags |= ProfileFlags.value(of: profile?.flags ?? [])
 
@@ -107,7 +111,8 @@ public struct RunPlan: Sendable {
             spawn: spawn, workdir: workdir, successArtifact: successArtifact.map(absolute),
             expectArtifact: scenario.expect?.artifact.map(substitutions.expand).map(absolute), requested: requested,
             cgroup: scenario.sandbox.cgroup, supervisor: supervisor,
-            warmPageCache: scenario.sandbox.cgroup.memoryMax != nil, policyEvidence: profile.map { ProfileEvidence($0) })
+            warmPageCache: scenario.sandbox.cgroup.memoryMax != nil, policyEvidence: profile.map { ProfileEvidence($0) },
+            decisions: decisions)
     }
 
     /// The child's environment in order, and the PATH ghostrun gives it: the harness's own environment minus every
@@ -145,33 +150,35 @@ public struct RunPlan: Sendable {
 
     /// Compiles the seccomp filter into `spawn` with its flags, and returns the supervisor plan when the scenario
     /// traces or injects faults.
-    static func filter(scenario: Scenario, policy: SeccompPolicy?, toolchain: Toolchain, host: PlanHost,
+    static func filter(scenario: Scenario, decisions: SeccompDecisionTable?, toolchain: Toolchain, host: PlanHost,
                        work: WorkDirectory, substitutions: Substitutions, traceOut: String?,
                        spawn: inout SpawnPlan) throws
         -> SupervisorPlan?
     {
         if !scenario.faults.isEmpty || scenario.trace != .off {
-            let plan = SupervisorPlan(
+            let table = try decisions ?? SeccompDecisionTable(SeccompPolicy())
+            var plan = SupervisorPlan(
                 faults: scenario.faults, seed: scenario.seed ?? 0,
-                policy: policy ?? SeccompPolicy(), trace: scenario.trace, goroot: toolchain.goroot,
+                policy: table.policy, trace: scenario.trace, goroot: toolchain.goroot,
                 workRoot: work.root, expand: substitutions.expandInFaultPath, traceOut: traceOut)
+            plan.decisions = table
             let target = host.handOverDescriptor
-            spawn.filter = try SeccompCompiler.compile(plan.policy, notify: plan.notifyPlan(handOverDescriptor: target))
+            spawn.filter = try SeccompCompiler.compile(table, notify: plan.notifyPlan(handOverDescriptor: target))
             spawn.listenerSocketTarget = target
             // No FLAG_LOG here: it would log every notified call as an audit record. Errno denials come from the
             // supervisor instead; kills are logged by the kernel regardless; trap records are not available.
-            spawn.seccompFlags = UInt32(SECCOMP_FILTER_FLAG_NEW_LISTENER_VALUE)
+            spawn.seccompFlags = UInt32(GHOSTRUN_SECCOMP_FILTER_FLAG_NEW_LISTENER)
             // Go's SIGURG preemption interrupts notified syscalls, which then restart and can livelock; with
             // WAIT_KILLABLE_RECV (Linux 5.19) a received notification is only interrupted by a fatal signal.
             if host.kernelAtLeast(5, 19) {
-                spawn.seccompFlags |= UInt32(SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV_VALUE)
+                spawn.seccompFlags |= UInt32(GHOSTRUN_SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)
             }
             return plan
         }
-        if let policy {
-            spawn.filter = try SeccompCompiler.compile(policy)
+        if let decisions {
+            spawn.filter = try SeccompCompiler.compile(decisions, notify: nil)
             // FLAG_LOG asks the kernel to log trap and errno actions too, so they reach evidence.denials.
-            spawn.seccompFlags = UInt32(SECCOMP_FILTER_FLAG_LOG_VALUE)
+            spawn.seccompFlags = UInt32(GHOSTRUN_SECCOMP_FILTER_FLAG_LOG)
         }
         return nil
     }
@@ -243,6 +250,3 @@ struct Substitutions: Sendable {
     }
 }
 
-let SECCOMP_FILTER_FLAG_LOG_VALUE = 2
-let SECCOMP_FILTER_FLAG_NEW_LISTENER_VALUE = 8
-let SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV_VALUE = 32

@@ -66,6 +66,7 @@ extension ScenarioRunner {
         var hangTrigger: HangTrigger?
         func ms(_ instant: ContinuousClock.Instant) -> Int { (instant - start).milliseconds }
 
+        let decisions = plan.decisions
         func collectDenials() {
             guard let audit else { return }
             let exclusiveGoroot = runs.runsUsing(goroot: toolchain.goroot) <= 1
@@ -74,7 +75,7 @@ extension ScenarioRunner {
                 let exe = record.exe ?? ""
                 let ours = seenPids.contains(record.pid) || exe.hasPrefix(work.root)
                     || (exclusiveGoroot && exe.hasPrefix(toolchain.goroot))
-                if ours { denials.append(record.denial(runStartKernelUsec: kernelStartUsec)) }
+                if ours { denials.append(record.denial(runStartKernelUsec: kernelStartUsec).attributed(to: decisions)) }
             }
         }
 

@@ -92,60 +92,102 @@ public enum SeccompCompiler {
     /// SECCOMP_RET_USER_NOTIF.
     static let notifyAction: UInt32 = 0x7fc0_0000
 
-    /// Compiles the policy; with `notify`, the syscalls the supervisor must see return NOTIFY instead: the traced
-    /// and faulted ones, and, while tracing, those the policy fails with an errno (the supervisor answers them
-    /// with the same errno). Kill and trap stay in the kernel (their audit records are the evidence), and so do
-    /// rules with argument conditions. A sendmsg on the hand-over descriptor is always allowed, so passing the
-    /// listener to ghostrun is never itself notified.
+    /// Compiles the policy; with `notify`, see `compile(_:notify:)` on a decision table.
     public static func compile(_ policy: SeccompPolicy, notify: NotifyPlan?) throws -> CompiledFilter {
-        let rules = effectiveRules(policy)
-        var defaultAction = actionValue(policy.defaultAction)
-        var entries: [(syscall: String, action: UInt32, args: [SeccompArgCondition], location: SourceLocation?)] = []
-        if let notify {
-            let notifiable: (SeccompAction) -> Bool = {
-                switch $0 {
-                case .allow, .errno, .log: return true
-                default: return false
+        try compile(SeccompDecisionTable(policy), notify: notify)
+    }
+
+    /// One rule handed to libseccomp.
+    struct FilterEntry: Equatable {
+        var syscall: String
+        var number: Int32
+        var action: UInt32
+        var args: [SeccompArgCondition]
+        var location: SourceLocation?
+    }
+
+    /// What the filter is made of: its default action and its rules, from the decision table.
+    ///
+    /// With `notify`, the calls the supervisor must see return NOTIFY instead: the traced and faulted syscalls,
+    /// and, while a supervisor runs, unconditional errno rules (the supervisor answers them with the same errno
+    /// and records the denial, since the filter has no FLAG_LOG then). A syscall is only notified when the
+    /// supervisor can answer every call of it as the plain filter would (`isAnswerable`): then one unconditional
+    /// NOTIFY covers its argument rules and their fallback, and the supervisor evaluates the conditions itself.
+    /// Otherwise (kill or trap in its rules, or argument rules whose order would matter) its rules stay in the
+    /// kernel as written. A sendmsg on the hand-over descriptor is always allowed, so passing the listener to
+    /// ghostrun is never itself notified.
+    static func filterEntries(_ table: SeccompDecisionTable, notify: NotifyPlan?) -> (
+        defaultAction: UInt32, entries: [FilterEntry]
+    ) {
+        let policyDefault = table.defaultDecision.action
+        func location(_ decision: SeccompDecision) -> SourceLocation? {
+            if case .scenario(let location, _) = decision.origin { return location }
+            return nil
+        }
+        func asWritten(_ syscall: String, _ number: Int32, _ decision: SyscallDecision) -> [FilterEntry] {
+            switch decision {
+            case .unconditional(let decision):
+                guard decision.action != policyDefault else { return [] }
+                return [FilterEntry(syscall: syscall, number: number, action: actionValue(decision.action), args: [],
+                                    location: location(decision))]
+            case .conditional(let rules, _):
+                return rules.map {
+                    FilterEntry(syscall: syscall, number: number, action: actionValue($0.decision.action),
+                                args: $0.conditions, location: location($0.decision))
                 }
             }
-            let notifyByDefault = notify.traceAll && notifiable(policy.defaultAction)
-            if notifyByDefault { defaultAction = notifyAction }
-            var bySyscall: [String: [(SeccompAction, [SeccompArgCondition], SourceLocation?)]] = [:]
-            for rule in rules { bySyscall[rule.syscall, default: []].append((rule.action, rule.args, rule.location)) }
-            // Every syscall named anywhere, plus those only the notify plan names.
-            let named = Set(bySyscall.keys).union(notify.traced).union(notify.faulted)
-            for syscall in named.sorted() {
-                let conditions = bySyscall[syscall] ?? []
-                if conditions.contains(where: { !$0.1.isEmpty }) {
-                    // Conditional rules stay in the kernel as written.
-                    for (action, args, location) in conditions {
-                        entries.append((syscall, actionValue(action), args, location))
-                    }
-                    continue
-                }
-                let action = conditions.first?.0 ?? policy.defaultAction
-                let location = conditions.first?.2
-                let wanted = notify.traceAll || notify.traced.contains(syscall) || notify.faulted.contains(syscall)
-                    || { if case .errno = action { return true } else { return false } }()
-                let value = wanted && notifiable(action) ? notifyAction : actionValue(action)
-                if value != defaultAction { entries.append((syscall, value, [], location)) }
-            }
-            if defaultAction != actionValue(.allow) || entries.contains(where: { $0.syscall == "sendmsg" }) {
-                entries.removeAll { $0.syscall == "sendmsg" && $0.args.isEmpty && $0.action == notifyAction }
-                entries.append(("sendmsg", actionValue(.allow),
-                                [SeccompArgCondition(index: 0, op: .eq, value: UInt64(notify.handOverDescriptor))], nil))
-                // With NOTIFY as the default the other descriptors are notified already (libseccomp refuses a
-                // rule that repeats the default action).
-                if !notifyByDefault && (notify.traced.contains("sendmsg") || notify.faulted.contains("sendmsg")) {
-                    entries.append(("sendmsg", notifyAction,
-                                    [SeccompArgCondition(index: 0, op: .ne, value: UInt64(notify.handOverDescriptor))],
-                                    nil))
-                }
-            }
-        } else {
-            entries = rules.map { ($0.syscall, actionValue($0.action), $0.args, $0.location) }
+        }
+        guard let notify else {
+            return (actionValue(policyDefault), table.entries.flatMap { asWritten($0.syscall, $0.number, $0.decision) })
         }
 
+        let notifyByDefault = notify.traceAll && policyDefault.isAnswerableBySupervisor
+        let defaultAction = notifyByDefault ? notifyAction : actionValue(policyDefault)
+        var named: [(String, Int32)] = table.entries.map { ($0.syscall, $0.number) }
+        let known = Set(named.map(\.0))
+        for name in notify.traced.union(notify.faulted).subtracting(known).sorted() {
+            if let number = SyscallName.number(of: name) { named.append((name, number)) }
+        }
+        var entries: [FilterEntry] = []
+        for (syscall, number) in named {
+            let decision = table.decision(number: number)
+            var wanted = notify.traceAll || notify.traced.contains(syscall) || notify.faulted.contains(syscall)
+            if case .unconditional(let rule) = decision, case .errno = rule.action, rule.action != policyDefault {
+                wanted = true
+            }
+            if wanted && table.isAnswerable(decision) {
+                if defaultAction != notifyAction {
+                    entries.append(FilterEntry(syscall: syscall, number: number, action: notifyAction, args: []))
+                }
+            } else {
+                entries += asWritten(syscall, number, decision).filter { $0.action != defaultAction }
+            }
+        }
+        if let sendmsg = SyscallName.number(of: "sendmsg"),
+            defaultAction != actionValue(.allow) || entries.contains(where: { $0.number == sendmsg })
+        {
+            let handOver = UInt64(notify.handOverDescriptor)
+            let own = entries.filter { $0.number == sendmsg }
+            entries.removeAll { $0.number == sendmsg }
+            if defaultAction != actionValue(.allow) {
+                entries.append(FilterEntry(syscall: "sendmsg", number: sendmsg, action: actionValue(.allow),
+                                           args: [SeccompArgCondition(index: 0, op: .eq, value: handOver)]))
+            }
+            if own.count == 1, var only = own.first, only.args.isEmpty {
+                // An unconditional sendmsg rule applies to every other descriptor.
+                only.args = [SeccompArgCondition(index: 0, op: .ne, value: handOver)]
+                entries.append(only)
+            } else {
+                entries += own
+            }
+        }
+        return (defaultAction, entries)
+    }
+
+    /// Compiles a resolved policy; with `notify`, the calls the supervisor must see return NOTIFY
+    /// (`filterEntries`).
+    public static func compile(_ table: SeccompDecisionTable, notify: NotifyPlan?) throws -> CompiledFilter {
+        let (defaultAction, entries) = filterEntries(table, notify: notify)
         guard let context = seccomp_init(defaultAction) else {
             throw SeccompCompileError(message: "libseccomp could not create a filter context")
         }
@@ -153,9 +195,6 @@ public enum SeccompCompiler {
         // Like runc for long rule sets: a binary tree instead of a linear chain (docker-default has ~380 rules).
         if entries.count > 32 { _ = seccomp_attr_set(context, SCMP_FLTATR_CTL_OPTIMIZE, 2) }
         for rule in entries {
-            guard let number = SyscallName.number(of: rule.syscall) else {
-                throw SeccompCompileError(message: "unknown syscall \(rule.syscall)", location: rule.location)
-            }
             var comparisons = rule.args.map { condition -> scmp_arg_cmp in
                 if condition.op == .masked_eq {
                     return scmp_arg_cmp(arg: condition.index, op: compareOp(condition.op), datum_a: condition.mask,
@@ -165,16 +204,17 @@ public enum SeccompCompiler {
                                     datum_b: 0)
             }
             let status = comparisons.withUnsafeMutableBufferPointer { buffer in
-                seccomp_rule_add_array(context, rule.action, number, UInt32(buffer.count), buffer.baseAddress)
+                seccomp_rule_add_array(context, rule.action, rule.number, UInt32(buffer.count), buffer.baseAddress)
             }
             if status != 0 {
                 throw SeccompCompileError(
-                    message: "libseccomp rejected the rule for \(rule.syscall) (action 0x\(String(rule.action, radix: 16))): "
+                    message: "libseccomp rejected the rule for \(rule.syscall) "
+                        + "(action 0x\(String(rule.action, radix: 16))): "
                         + String(cString: strerror(-status)), location: rule.location)
             }
         }
         var instructions = try export(context)
-        if let threshold = policy.enosysAbove {
+        if let threshold = table.enosysAbove {
             // While tracing every call, stubbed calls are notified too, and the supervisor answers them ENOSYS
             // (`Supervisor`): the same decision, recorded.
             let notifyStubbed = notify.map { plan in
@@ -190,11 +230,13 @@ public enum SeccompCompiler {
     }
 
     /// What the policy does with `syscall` when no argument condition applies: its unconditional rule, or the
-    /// default. The supervisor answers notified calls with this when no fault matches.
+    /// default.
     public static func policyAction(for syscall: String, in policy: SeccompPolicy) -> SeccompAction {
-        let rules = effectiveRules(policy).filter { $0.syscall == syscall }
-        if let rule = rules.first, rules.count == 1, rule.args.isEmpty { return rule.action }
-        return policy.defaultAction
+        guard let table = try? SeccompDecisionTable(policy) else { return policy.defaultAction }
+        switch table.decision(syscall: syscall) {
+        case .unconditional(let decision): return decision.action
+        case .conditional(_, let fallback): return fallback.action
+        }
     }
 
     /// libseccomp 2.5 exports BPF to a file descriptor only, so go through a memfd.

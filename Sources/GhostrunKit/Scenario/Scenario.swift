@@ -160,12 +160,16 @@ public struct SeccompRule: Sendable, Equatable {
     public var action: SeccompAction
     public var args: [SeccompArgCondition]
     public var location: SourceLocation?
+    /// Where the rule comes from when not from the scenario's own `rules:` (a profile's rule); nil means the
+    /// scenario rule at `location`.
+    public var origin: RuleOrigin?
     public init(syscalls: [String], action: SeccompAction, args: [SeccompArgCondition] = [],
-                location: SourceLocation? = nil) {
+                location: SourceLocation? = nil, origin: RuleOrigin? = nil) {
         self.syscalls = syscalls
         self.action = action
         self.args = args
         self.location = location
+        self.origin = origin
     }
 }
 

@@ -6,6 +6,9 @@ public struct SupervisorPlan: Sendable {
     public var faults: [Fault]
     public var seed: UInt64
     public var policy: SeccompPolicy
+    /// `policy` resolved once by the plan stage (the filter was compiled from the same table); nil makes the
+    /// supervisor resolve `policy` itself.
+    public var decisions: SeccompDecisionTable?
     public var trace: TraceRequest
     public var goroot: String
     /// The run's temporary root: paths under it are the run's own ($WORK, GOTMPDIR, the built programs).
@@ -56,7 +59,8 @@ public final class Supervisor: @unchecked Sendable {
     private var notifSize: Int32 = 0
     private var respSize: Int32 = 0
     private var faultsByNumber: [Int32: [CompiledFault]] = [:]
-    private var policyErrno: [Int32: Int32] = [:]
+    /// The policy, resolved: notified calls are answered from the same table the filter was compiled from.
+    private let decisions: SeccompDecisionTable
     private var names: [Int32: String] = [:]
     /// Notifications carry the thread id; a process is its thread group.
     private struct Identity {
@@ -87,6 +91,7 @@ public final class Supervisor: @unchecked Sendable {
         self.listener = listener
         self.plan = plan
         self.start = runStart
+        self.decisions = try plan.decisions ?? SeccompDecisionTable(plan.policy)
         var notif: Int32 = 0, resp: Int32 = 0
         let status = ghostrun_notify_sizes(&notif, &resp)
         guard status == 0 else { throw SpawnError(step: "notify-sizes", errno: -status) }
@@ -101,12 +106,6 @@ public final class Supervisor: @unchecked Sendable {
             faultsByNumber[number, default: []].append(
                 CompiledFault(index: index, fault: fault, pathGlob: fault.path.map(plan.expand)))
         }
-        for rule in SeccompCompiler.effectiveRules(plan.policy) where rule.args.isEmpty {
-            if case .errno(let value) = rule.action, let number = SyscallName.number(of: rule.syscall) {
-                policyErrno[number] = value
-            }
-        }
-        if case .errno(let value) = plan.policy.defaultAction { policyErrno[-1] = value }
         if let path = plan.traceOut {
             FileManager.default.createFile(atPath: path, contents: nil)
             traceHandle = FileHandle(forWritingAtPath: path)
@@ -248,15 +247,15 @@ public final class Supervisor: @unchecked Sendable {
             }
             break
         }
-        if error == nil, action == "continue",
-            let errno = stubErrno(n.nr) ?? policyErrno[n.nr] ?? policyErrnoByDefault(n.nr)
-        {
+        if error == nil, action == "continue", case let decision = answer(n), case .errno(let errno) = decision.action {
             error = errno
             action = "errno"
-            denials.append(Denial(pid: who.tgid, comm: who.comm, exe: who.exe, syscall: syscall,
-                                  syscallNumber: Int(n.nr), action: "errno",
-                                  errno: ErrnoName.name(of: errno) ?? String(errno), timeMs: nowMs,
-                                  source: "supervisor", role: who.role.rawValue, path: path.map(shown)))
+            var denial = Denial(pid: who.tgid, comm: who.comm, exe: who.exe, syscall: syscall,
+                                syscallNumber: Int(n.nr), action: "errno",
+                                errno: ErrnoName.name(of: errno) ?? String(errno), timeMs: nowMs,
+                                source: "supervisor", role: who.role.rawValue, path: path.map(shown))
+            denial.rule = decision.origin.description
+            denials.append(denial)
         }
 
         totalCalls += 1
@@ -278,17 +277,21 @@ public final class Supervisor: @unchecked Sendable {
         return (error, delay)
     }
 
-    /// runc's ENOSYS stub decides before any rule, in the filter as here (`EnosysStub`).
-    private func stubErrno(_ number: Int32) -> Int32? {
-        EnosysStub.decides(number, threshold: plan.policy.enosysAbove) ? 38 : nil
+    /// The policy's decision for a notified call (no fault applied): argument rules are evaluated on the
+    /// notification's arguments, as the filter would have.
+    private func answer(_ n: ghostrun_notification) -> SeccompDecision {
+        Supervisor.answer(decisions, number: n.nr) {
+            withUnsafeBytes(of: n.args) { Array($0.bindMemory(to: UInt64.self)) }
+        }
     }
 
-    /// A syscall without a rule of its own takes the policy's default: an errno default is answered here.
-    private func policyErrnoByDefault(_ number: Int32) -> Int32? {
-        guard let value = policyErrno[-1] else { return nil }
-        let name = self.name(of: number)
-        if plan.policy.rules.contains(where: { $0.syscalls.contains(name) }) { return nil }
-        return value
+    /// The supervisor's answer function, apart from the notification plumbing (the property test calls it):
+    /// the arguments are only read for a syscall with argument rules.
+    static func answer(_ table: SeccompDecisionTable, number: Int32, args: () -> [UInt64]) -> SeccompDecision {
+        switch table.decision(number: number) {
+        case .unconditional(let decision): return decision
+        case .conditional: return table.decide(number: number, args: args())
+        }
     }
 
     /// Paths in evidence say `$WORK/...`: readable, and equal across runs of the same scenario.

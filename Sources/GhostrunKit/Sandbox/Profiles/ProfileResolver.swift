@@ -194,7 +194,9 @@ extension ResolvedProfile {
         let replaced = Set(scenarioRules.flatMap(\.syscalls))
         var result: [SeccompRule] = []
         for rule in rules where !rule.redundant && !replaced.contains(rule.syscall) {
-            result.append(SeccompRule(syscalls: [rule.syscall], action: rule.action, args: rule.conditions))
+            var policyRule = SeccompRule(syscalls: [rule.syscall], action: rule.action, args: rule.conditions)
+            policyRule.origin = .profile(name: label, path: rule.path)
+            result.append(policyRule)
         }
         result += scenarioRules
         var policy = SeccompPolicy(profile: label, defaultAction: defaultAction, rules: result)
