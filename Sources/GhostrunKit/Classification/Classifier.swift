@@ -14,6 +14,7 @@ public enum Classifier {
 
     /// Classifies a run. See `scenario-format.md` for the outcome names.
     public static func classify(_ o: RunObservation) -> Classification {
+        if let run = o.goTest, let classification = GoTestRules.classify(o, run: run) { return classification }
         switch o.termination {
         case .killedByHarness(let trigger):
             return classifyHang(o, trigger: trigger)
@@ -199,6 +200,15 @@ public enum Classifier {
                 outcome: .crash, exitCode: code,
                 summary: "Go runtime crash in \(failing), exit \(code): \(death.headline)",
                 firstDiagnostic: diagnostic ?? death.headline, failingProcess: failing)
+        }
+        // A program run by `go run` (or a go test binary read without events) whose runtime died on stdout: its
+        // stderr then holds only the go command's `exit status 2`.
+        if o.goTest == nil, let death = StderrReading.runtimeDeath(in: o.stdout) {
+            let failing = death.tool ?? programName(o) ?? "the program go ran"
+            return Classification(
+                outcome: .crash, exitCode: code,
+                summary: "Go runtime crash in \(failing) (on stdout), exit \(code): \(death.headline)",
+                firstDiagnostic: death.headline, failingProcess: failing)
         }
         if let diagnostic {
             let failing = failingProcessForError(o, diagnostic: diagnostic)

@@ -204,6 +204,8 @@ public struct RunObservation: Codable, Equatable, Sendable {
     public var rootPid: Int32
     /// What the supervisor saw, when the scenario traced or injected faults.
     public var trace: TraceSummary?
+    /// Per-package and per-test results, for `go test` runs (nil for any other command).
+    public var goTest: GoTestRun?
     public init(termination: Termination, durationMs: Int, stdout: String, stderr: String,
                 successArtifact: String? = nil, artifactExists: Bool? = nil, successStdout: String? = nil,
                 processes: [ProcessObservation] = [], denials: [Denial] = [], cgroup: CgroupObservation? = nil,

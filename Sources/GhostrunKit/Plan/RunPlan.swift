@@ -21,6 +21,8 @@ public struct RunPlan: Sendable {
     public var cgroup: CgroupRequest
     /// Set when the scenario traces or injects faults.
     public var supervisor: SupervisorPlan?
+    /// Set for `go test`: how its output is read (ghostrun adds `-json` when the command lacks it).
+    public var goTestOutput: GoTestOutputMode?
     /// Whether the toolchain's files are read into the page cache before the run, so a memory limit is about the
     /// build's own memory (see `ScenarioRunner.warmPageCache`).
     public var warmPageCache: Bool
@@ -45,7 +47,7 @@ public struct RunPlan: Sendable {
         func envValue(_ name: String) -> String? { environment.last(where: { $0.0 == name })?.1 }
 
         // argv[0] "go" is the toolchain under test; anything else is looked up on the run's PATH.
-        let arguments = scenario.run.map(substitutions.expand)
+        var arguments = scenario.run.map(substitutions.expand)
         let executable: String
         if arguments[0] == "go" {
             executable = toolchain.goBinary
@@ -54,6 +56,8 @@ public struct RunPlan: Sendable {
         } else {
             throw RunSetupError(description: "run: \(arguments[0]) not found on PATH")
         }
+        let goTest = GoTestCommand.rewrite(arguments)
+        if let goTest { arguments = goTest.arguments }
 
         let workdir = scenario.workdir.hasPrefix("/") ? substitutions.expand(scenario.workdir)
             : (scenario.workdir == "." ? work.work : work.work + "/" + substitutions.expand(scenario.workdir))
@@ -110,7 +114,7 @@ public struct RunPlan: Sendable {
         return RunPlan(
             spawn: spawn, workdir: workdir, successArtifact: successArtifact.map(absolute),
             expectArtifact: scenario.expect?.artifact.map(substitutions.expand).map(absolute), requested: requested,
-            cgroup: scenario.sandbox.cgroup, supervisor: supervisor,
+            cgroup: scenario.sandbox.cgroup, supervisor: supervisor, goTestOutput: goTest?.mode,
             warmPageCache: scenario.sandbox.cgroup.memoryMax != nil, policyEvidence: profile.map { ProfileEvidence($0) },
             decisions: decisions)
     }

@@ -15,13 +15,16 @@ public enum JUnitReport {
             }
         }
         var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        xml += "<testsuites name=\"ghostrun\"\(counts(file.results)) time=\"\(seconds(total(file.results)))\">\n"
+        let goTests = GoTestReport.junitSuites(file)
+        xml += "<testsuites name=\"ghostrun\"\(counts(file.results, plus: goTests))"
+        xml += " time=\"\(seconds(total(file.results)))\">\n"
         for (name, results) in groups {
             xml += "  <testsuite name=\"\(attribute(name))\"\(counts(results)) time=\"\(seconds(total(results)))\">\n"
             xml += properties(file)
             for result in results { xml += testcase(result, classname: name) }
             xml += "  </testsuite>\n"
         }
+        xml += goTests.xml
         xml += "</testsuites>\n"
         return xml
     }
@@ -36,11 +39,14 @@ public enum JUnitReport {
         return r.tags.first ?? "ghostrun"
     }
 
-    static func counts(_ results: [RunResult]) -> String {
-        let failures = results.filter { $0.passed == false && !isError($0) }.count
-        let errors = results.filter(isError).count
-        let skipped = results.filter { $0.outcome == .skipped && $0.interrupted != true }.count
-        return " tests=\"\(results.count)\" failures=\"\(failures)\" errors=\"\(errors)\" skipped=\"\(skipped)\""
+    static func counts(
+        _ results: [RunResult], plus goTests: (xml: String, tests: Int, failures: Int, errors: Int, skipped: Int)? = nil
+    ) -> String {
+        let failures = results.filter { $0.passed == false && !isError($0) }.count + (goTests?.failures ?? 0)
+        let errors = results.filter(isError).count + (goTests?.errors ?? 0)
+        let skipped = results.filter { $0.outcome == .skipped && $0.interrupted != true }.count + (goTests?.skipped ?? 0)
+        let tests = results.count + (goTests?.tests ?? 0)
+        return " tests=\"\(tests)\" failures=\"\(failures)\" errors=\"\(errors)\" skipped=\"\(skipped)\""
     }
 
     /// A harness error, or a run torn down by SIGINT/SIGTERM: nothing was learned about the target, so it is an
@@ -97,6 +103,7 @@ public enum JUnitReport {
         var lines = ["outcome: \(r.outcome.rawValue)", "summary: \(r.summary)"]
         if r.interrupted == true { lines.append("interrupted: the run was torn down by SIGINT/SIGTERM") }
         if let failing = r.failingProcess { lines.append("failing process: \(failing)") }
+        if let tests = GoTestReport.headline(r.evidence.tests) { lines.append("go test: \(tests)") }
         if let denial = r.evidence.firstDenial {
             lines.append("first denial: \(denial.syscall) (\(denial.action)) in \(denial.comm) pid \(denial.pid)")
         }

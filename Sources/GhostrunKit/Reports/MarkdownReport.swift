@@ -36,6 +36,7 @@ public enum MarkdownReport {
             }
             md += "- **\(cell(name))**: " + per.joined(separator: ", ") + "\n"
         }
+        md += GoTestReport.markdownSection(file)
         return md
     }
 

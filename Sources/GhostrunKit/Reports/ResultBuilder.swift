@@ -52,7 +52,7 @@ public enum ResultBuilder {
         result.hangKind = classification.hangKind
         result.durationMs = observation.durationMs
         result.stderrTail = headAndTail(observation.stderr)
-        result.stdoutTail = tail(observation.stdout)
+        result.stdoutTail = TailWithHeadlines.excerpt(observation.stdout)
         result.firstDiagnostic = classification.firstDiagnostic
         result.failingProcess = classification.failingProcess
         return result
@@ -129,6 +129,8 @@ public enum ResultBuilder {
         evidence.hangSnapshots = o.hangSnapshots
         evidence.goroutineDump = o.goroutineDump
         evidence.restrictionsConfirmed = confirmRestrictions(o.processes, requested: requested)
+        evidence.tests = o.goTest?.records
+        evidence.testsRunning = o.goTest.flatMap { $0.running.isEmpty ? nil : $0.running }
         return evidence
     }
 

@@ -116,8 +116,9 @@ public struct ExpectedJSON: Codable, Equatable, Sendable {
     public var stdout: String?
     public var artifact: String?
     public var hangKind: HangKind?
+    public var tests: TestsExpectation?
     enum CodingKeys: String, CodingKey {
-        case outcome, exit, signal, stderr, stdout, artifact, hangKind = "hang_kind"
+        case outcome, exit, signal, stderr, stdout, artifact, hangKind = "hang_kind", tests
     }
     public init(_ e: Expectation) {
         outcome = e.outcomes
@@ -127,6 +128,7 @@ public struct ExpectedJSON: Codable, Equatable, Sendable {
         stdout = e.stdout
         artifact = e.artifact
         hangKind = e.hangKind
+        tests = e.tests
     }
 }
 
@@ -143,9 +145,14 @@ public struct Evidence: Codable, Equatable, Sendable {
     public var trace: TraceSummary?
     /// The seccomp profile applied (`sandbox.seccomp.profile` or `--seccomp-profile`): which, how, what was skipped.
     public var policy: ProfileEvidence?
+    /// `go test` runs: one entry per package (`test` null) and per test (contract, Additions version 2).
+    public var tests: [GoTestRecord]?
+    /// `go test` runs cut short: the tests that had started and not ended.
+    public var testsRunning: [GoTestName]?
     enum CodingKeys: String, CodingKey {
         case processes, denials, firstDenial = "first_denial", cgroup, hangSnapshots = "hang_snapshots",
-            goroutineDump = "goroutine_dump", restrictionsConfirmed = "restrictions_confirmed", trace, policy
+            goroutineDump = "goroutine_dump", restrictionsConfirmed = "restrictions_confirmed", trace, policy, tests,
+            testsRunning = "tests_running"
     }
     public init() {}
     public func encode(to encoder: Encoder) throws {
@@ -159,6 +166,8 @@ public struct Evidence: Codable, Equatable, Sendable {
         try c.encodeIfPresent(restrictionsConfirmed, forKey: .restrictionsConfirmed)
         try c.encodeIfPresent(trace, forKey: .trace)
         try c.encodeIfPresent(policy, forKey: .policy)
+        try c.encodeIfPresent(tests, forKey: .tests)
+        try c.encodeIfPresent(testsRunning, forKey: .testsRunning)
     }
 }
 

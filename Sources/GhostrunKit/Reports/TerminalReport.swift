@@ -45,11 +45,17 @@ public enum TerminalReport {
         if r.outcome == .skipped || r.outcome == .harnessError {
             return r.reason.map { truncate($0, to: diagnosticLimit) }
         }
+        var denialText: String?
         if let denial = r.evidence.firstDenial {
             var text = "first denial \(denial.syscall) (\(denial.action)"
             if let errno = denial.errno { text += " \(errno)" }
-            return text + ") in \(denial.comm)"
+            denialText = text + ") in \(denial.comm)"
         }
+        // go test: which binary crashed and which tests failed say more than any single line.
+        if let tests = GoTestReport.headline(r.evidence.tests) {
+            return truncate(tests, to: diagnosticLimit) + (denialText.map { "  " + $0 } ?? "")
+        }
+        if let denialText { return denialText }
         if r.outcome == .hang { return truncate(r.summary, to: diagnosticLimit) }
         if let diagnostic = r.firstDiagnostic { return truncate(diagnostic, to: diagnosticLimit) }
         if r.outcome == .ok { return nil }

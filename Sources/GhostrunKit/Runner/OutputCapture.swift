@@ -17,8 +17,11 @@ final class OutputCapture: Sendable {
     /// The pipe's write end, handed to the child.
     let writeFd: Int32
     private let done = DispatchSemaphore(value: 0)
+    /// Sees every chunk as it is read, on the reader's thread (the go test event parser).
+    private let onChunk: (@Sendable (ArraySlice<UInt8>) -> Void)?
 
-    init(limit: Int = 4 << 20) throws {
+    init(limit: Int = 4 << 20, onChunk: (@Sendable (ArraySlice<UInt8>) -> Void)? = nil) throws {
+        self.onChunk = onChunk
         var fds: [Int32] = [0, 0]
         try nothingOrErrno { ghostrun_pipe_cloexec(&fds) }.orThrow(
             step: "output capture", syscall: "pipe2", "spawn step pipe failed")
@@ -34,6 +37,7 @@ final class OutputCapture: Sendable {
                 // Any error but EINTR (retried in the chokepoint) ends the capture like end of file.
                 guard case .success(let n) = chunk.withUnsafeMutableBytes({ System.read(readFd, into: $0) }), n > 0
                 else { break }
+                onChunk?(chunk[0..<n])
                 state.withLock { state in
                     state.buffer.append(contentsOf: chunk[0..<n])
                     state.total += n

@@ -5,7 +5,8 @@ extension ScenarioRunner {
     /// Spawns the go command into the run's cgroup and watches it until it ends or hangs.
     func observe(_ scenario: Scenario, plan: RunPlan, cgroup: RunCgroup, work: WorkDirectory,
                  toolchain: Toolchain) throws -> RunObservation {
-        let stdout = try OutputCapture()
+        let goTest = plan.goTestOutput.map { _ in GoTestStream() }
+        let stdout = try OutputCapture(onChunk: goTest.map { stream in { stream.feed($0) } })
         let stderr = try OutputCapture()
         let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { close(devNull) }
@@ -229,6 +230,11 @@ extension ScenarioRunner {
             hangSnapshots: snapshots, goroutineDump: goroutineDump, cpuMovingAtEnd: cpuMovingAtEnd, rootPid: pid)
         observation.expectArtifactExists = plan.expectArtifact.map { FileManager.default.fileExists(atPath: $0) }
         observation.trace = trace
+        if let goTest {
+            observation.goTest = goTest.finish()
+            // ghostrun added -json: people (and `expect.stdout`) see what plain go test prints.
+            if plan.goTestOutput == .json(added: true), goTest.sawEvents { observation.stdout = goTest.plainText }
+        }
         return observation
     }
 

@@ -288,5 +288,7 @@ public struct Expectation: Sendable, Equatable {
     public var stdout: String?
     public var artifact: String?
     public var hangKind: HangKind?
+    /// `tests:` for go test runs: which tests must have failed, passed, been skipped, which binaries crashed.
+    public var tests: TestsExpectation?
     public init() {}
 }

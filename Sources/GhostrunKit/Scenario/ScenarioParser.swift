@@ -817,7 +817,7 @@ struct ScenarioParser {
     }
 
     private func expectation(_ node: Node, _ path: String) throws -> Expectation {
-        let keys = ["outcome", "exit", "signal", "stderr", "stdout", "artifact", "hang_kind"]
+        let keys = ["outcome", "exit", "signal", "stderr", "stdout", "artifact", "hang_kind", "tests"]
         var result = Expectation()
         for entry in try reader.mapping(node, path, allowed: keys) {
             reader.attempt {
@@ -857,6 +857,8 @@ struct ScenarioParser {
                             hint: Reader.suggestion(for: text, in: HangKind.allCases.map(\.rawValue)))
                     }
                     result.hangKind = kind
+                case "tests":
+                    result.tests = try testsExpectation(entry.value, entry.path)
                 default:
                     break
                 }
