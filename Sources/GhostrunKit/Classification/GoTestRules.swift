@@ -29,7 +29,7 @@ public enum GoTestRules {
             // `signal: bad system call` with no traceback: the kernel killed the binary (a seccomp kill, SIGKILL).
             if headline.hasPrefix("signal: "), let name = GoTestText.signalTexts[String(headline.dropFirst(8))] {
                 var summary = "test binary \(binary)\(others) was killed by \(name)"
-                if let denial = Classifier.killingDenial(o) {
+                if let denial = denial(hitting: binary, in: o) {
                     summary += " (seccomp \(denial.action) on \(denial.syscall) in \(denial.comm))"
                 }
                 return Classification(
@@ -64,15 +64,32 @@ public enum GoTestRules {
 
     /// The general hang rules decide the kind; the evidence adds the test that was running and its binary.
     static func hang(_ o: RunObservation, run: GoTestRun, trigger: HangTrigger) -> Classification? {
-        guard let running = run.running.first else { return nil }
+        let crashed = run.crashedPackages.first
+        guard let running = run.running.first.map(\.package) ?? crashed?.package else { return nil }
         var classification = Classifier.classifyHang(o, trigger: trigger)
-        let names = run.running.prefix(3).map { "\($0.test) (\($0.package))" }.joined(separator: ", ")
-        classification.summary +=
-            "; running: \(names)" + (run.running.count > 3 ? " and \(run.running.count - 3) more" : "")
-        let binary = GoTestRecord.binaryName(of: running.package)
+        let binary = GoTestRecord.binaryName(of: running)
+        // Measured on Go 1.27: a cgo-linked test binary hit by a seccomp trap prints its SIGSYS traceback and then
+        // never exits; the hang is real, and the crash that caused it is the line to show.
+        if let crashed {
+            let headline = crashed.headline ?? "died"
+            classification.summary += "; \(GoTestRecord.binaryName(of: crashed.package)) crashed first: \(headline)"
+            classification.firstDiagnostic = crashed.headline
+        }
+        if !run.running.isEmpty {
+            let names = run.running.prefix(3).map { "\($0.test) (\($0.package))" }.joined(separator: ", ")
+            classification.summary +=
+                "; running: \(names)" + (run.running.count > 3 ? " and \(run.running.count - 3) more" : "")
+        }
         if classification.failingProcess == nil || o.processes.contains(where: { $0.comm == binary }) {
             classification.failingProcess = binary
         }
         return classification
+    }
+
+    /// The seccomp kill or trap that hit this binary; other processes' denials explain nothing here.
+    static func denial(hitting binary: String, in o: RunObservation) -> Denial? {
+        let ordered = o.denials.sorted { $0.timeMs < $1.timeMs }.filter { $0.comm == binary }
+        return ordered.first(where: { $0.action == "kill-process" || $0.action == "kill-thread" })
+            ?? ordered.first(where: { $0.action == "trap" })
     }
 }

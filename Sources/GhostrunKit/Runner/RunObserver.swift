@@ -6,7 +6,10 @@ extension ScenarioRunner {
     func observe(_ scenario: Scenario, plan: RunPlan, cgroup: RunCgroup, work: WorkDirectory,
                  toolchain: Toolchain) throws -> RunObservation {
         let goTest = plan.goTestOutput.map { _ in GoTestStream() }
-        let stdout = try OutputCapture(onChunk: goTest.map { stream in { stream.feed($0) } })
+        // With -json added by ghostrun, stdout is rebuilt from the events; the raw JSON is only a fallback.
+        let stdout = try OutputCapture(
+            limit: plan.goTestOutput == .json(added: true) ? 256 << 10 : 4 << 20,
+            onChunk: goTest.map { stream in { stream.feed($0) } })
         let stderr = try OutputCapture()
         let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { close(devNull) }
