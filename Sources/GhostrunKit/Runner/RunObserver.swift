@@ -5,11 +5,12 @@ extension ScenarioRunner {
     /// Spawns the go command into the run's cgroup and watches it until it ends or hangs.
     func observe(_ scenario: Scenario, plan: RunPlan, cgroup: RunCgroup, work: WorkDirectory,
                  toolchain: Toolchain) throws -> RunObservation {
-        let goTest = plan.goTestOutput.map { _ in GoTestStream() }
+        let goTest: GoTestStream? = plan.goTestOutput == nil ? nil : GoTestStream()
+        var feed: (@Sendable (ArraySlice<UInt8>) -> Void)?
+        if let goTest { feed = { goTest.feed($0) } }
         // With -json added by ghostrun, stdout is rebuilt from the events; the raw JSON is only a fallback.
-        let stdout = try OutputCapture(
-            limit: plan.goTestOutput == .json(added: true) ? 256 << 10 : 4 << 20,
-            onChunk: goTest.map { stream in { stream.feed($0) } })
+        let rawLimit = plan.goTestOutput == .json(added: true) ? 256 << 10 : 4 << 20
+        let stdout = try OutputCapture(limit: rawLimit, onChunk: feed)
         let stderr = try OutputCapture()
         let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { close(devNull) }
