@@ -129,6 +129,7 @@ final class GoTestTests: XCTestCase {
         XCTAssertEqual(c.signal, "SIGKILL")
         XCTAssertEqual(c.failingProcess, "killed.test")
         XCTAssertTrue(c.summary.contains("seccomp kill-process on setresgid"), c.summary)
+        XCTAssertEqual(GoTestReport.headline(run.records), "killed.test killed: signal: killed; failed: TestKilled")
     }
 
     func testPlainOutputIsReadToo() throws {

@@ -9,10 +9,16 @@ public enum GoTestReport {
         let run = GoTestRun(records: records)
         var parts: [String] = []
         for crashed in run.crashedPackages.prefix(2) {
-            parts.append("\(GoTestRecord.binaryName(of: crashed.package)) crashed: \(crashed.headline ?? "died")")
+            let binary = GoTestRecord.binaryName(of: crashed.package)
+            parts.append("\(binary) \(verb(crashed)): \(crashed.headline ?? "died")")
         }
         if let failed = run.failedTestList() { parts.append("failed: \(failed)") }
         return parts.isEmpty ? nil : parts.joined(separator: "; ")
+    }
+
+    /// `killed` for a binary that a signal ended without a word (`signal: bad system call`), else `crashed`.
+    static func verb(_ crashed: GoTestRecord) -> String {
+        crashed.headline?.hasPrefix("signal: ") == true ? "killed" : "crashed"
     }
 
     // MARK: - JUnit
@@ -103,7 +109,7 @@ public enum GoTestReport {
             var parts: [String] = []
             for crashed in run.crashedPackages {
                 parts.append(
-                    "`\(GoTestRecord.binaryName(of: crashed.package))` crashed: "
+                    "`\(GoTestRecord.binaryName(of: crashed.package))` \(verb(crashed)): "
                         + MarkdownReport.cell(crashed.headline ?? "died"))
             }
             let failed = run.innermostFailedTests
