@@ -8,6 +8,9 @@ public struct GoTestEvent: Equatable, Sendable {
     public var output: String?
     public var elapsed: Double?
 
+    /// The string fields an event keeps.
+    static let keptFields: Set<String> = ["Action", "Package", "Test", "Output", "ImportPath"]
+
     /// Decodes one event line, or nil when the line is not a flat test2json object (plain text, a
     /// truncated line). Hand-written because a run can print millions of events: this reads the bytes
     /// once and allocates only the fields it keeps, where `JSONDecoder` costs several times more.
@@ -36,12 +39,20 @@ struct FlatJSONReader<C: Collection> where C.Element == UInt8, C.Index == Int {
         if take(UInt8(ascii: "}")) { return nil }
         while true {
             skipSpace()
-            guard let key = string() else { return nil }
+            guard let key = key() else { return nil }
             skipSpace()
             guard take(UInt8(ascii: ":")) else { return nil }
             skipSpace()
             guard index < bytes.endIndex else { return nil }
             if bytes[index] == UInt8(ascii: "\"") {
+                // `Time` and other fields the classifier does not read are skipped without building a String.
+                guard GoTestEvent.keptFields.contains(key) else {
+                    guard skipString() else { return nil }
+                    skipSpace()
+                    if take(UInt8(ascii: ",")) { continue }
+                    if take(UInt8(ascii: "}")) { break }
+                    return nil
+                }
                 guard let value = string() else { return nil }
                 switch key {
                 case "Action":
@@ -88,6 +99,36 @@ struct FlatJSONReader<C: Collection> where C.Element == UInt8, C.Index == Int {
         guard index < bytes.endIndex, bytes[index] == byte else { return false }
         index += 1
         return true
+    }
+
+    /// A key: test2json's keys are short ASCII words, so they are read without unescaping.
+    mutating func key() -> String? {
+        guard take(UInt8(ascii: "\"")) else { return nil }
+        let start = index
+        while index < bytes.endIndex, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\") {
+            index += 1
+        }
+        guard index < bytes.endIndex, bytes[index] == UInt8(ascii: "\"") else {
+            index = start - 1
+            return string()
+        }
+        defer { index += 1 }
+        return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    /// Steps over a JSON string at `index` without decoding it.
+    mutating func skipString() -> Bool {
+        guard take(UInt8(ascii: "\"")) else { return false }
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            index += 1
+            if byte == UInt8(ascii: "\\") {
+                index += 1
+            } else if byte == UInt8(ascii: "\"") {
+                return true
+            }
+        }
+        return false
     }
 
     /// A JSON string at `index`, unescaped.
