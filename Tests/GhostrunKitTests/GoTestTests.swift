@@ -397,3 +397,29 @@ final class GoTestTests: XCTestCase {
         XCTAssertTrue(json.contains(#""outcome":"crash""#) && json.contains(#""elapsed_ms":40"#), json)
     }
 }
+
+/// The plan adds `-json` to `go test` and says how its output will be read.
+final class GoTestPlanTests: XCTestCase {
+    func testPlanAddsJSONToGoTestOnly() throws {
+        let toolchain = Toolchain(
+            goBinary: "/go/bin/go", goroot: "/go", version: GoVersion(major: 1, minor: 23, patch: 4),
+            versionString: "go1.23.4")
+        let host = PlanHost(
+            environment: ["PATH": "/usr/bin"], kernel: (6, 1), availableCapabilities: .all, handOverDescriptor: 999,
+            readFile: { _ in nil }, lookUpExecutable: { _, _ in nil })
+        let work = WorkDirectory(root: "/tmp/ghostrun-1-1-abc")
+        func plan(_ run: String) throws -> RunPlan {
+            let scenario = try XCTUnwrap(ScenarioLoader.parse(text: "name: t\nrun: \(run)\n", file: "/s/t.yaml").first)
+            return try RunPlan.resolve(scenario: scenario, toolchain: toolchain, host: host, work: work)
+        }
+        let test = try plan("[go, test, -short, syscall, -run, TestX]")
+        XCTAssertEqual(test.spawn.arguments, ["go", "test", "-json", "-short", "syscall", "-run", "TestX"])
+        XCTAssertEqual(test.goTestOutput, .json(added: true))
+        let plain = try plan("[go, test, -json=false, .]")
+        XCTAssertEqual(plain.spawn.arguments, ["go", "test", "-json=false", "."])
+        XCTAssertEqual(plain.goTestOutput, .plain)
+        let build = try plan("[go, build, .]")
+        XCTAssertNil(build.goTestOutput)
+        XCTAssertEqual(build.spawn.arguments, ["go", "build", "."])
+    }
+}
