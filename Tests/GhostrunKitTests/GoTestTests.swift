@@ -132,6 +132,23 @@ final class GoTestTests: XCTestCase {
         XCTAssertEqual(GoTestReport.headline(run.records), "killed.test killed: signal: killed; failed: TestKilled")
     }
 
+    func testBinaryEndingSilentlyInsideATestIsACrash() {
+        let stream = GoTestStream()
+        stream.feed(Array("""
+            {"Action":"run","Package":"syscall","Test":"TestSetuidEtc"}
+            {"Action":"output","Package":"syscall","Test":"TestSetuidEtc","Output":"=== RUN   TestSetuidEtc\\n"}
+            {"Action":"output","Package":"syscall","Output":"FAIL\\tsyscall\\t0.004s\\n"}
+            {"Action":"fail","Package":"syscall","Elapsed":0.004}
+
+            """.utf8))
+        let run = stream.finish()
+        XCTAssertEqual(run.crashedPackages.first?.headline, "syscall.test exited during TestSetuidEtc without a message")
+        XCTAssertEqual(run.records.first { $0.test == "TestSetuidEtc" }?.outcome, .fail)
+        let c = Classifier.classify(observation(run))
+        XCTAssertEqual(c.outcome, .crash)
+        XCTAssertEqual(c.failingProcess, "syscall.test")
+    }
+
     func testPlainOutputIsReadToo() throws {
         let run = try read("pass-fail-crash-plain-1.23.txt")
         XCTAssertFalse(run.json)
