@@ -14,11 +14,14 @@ public struct RunnerOptions: Sendable {
     public var maximumInterval: Duration
     /// `--trace-out FILE`: every notified call as a JSON line (one run at a time writes it).
     public var traceOut: String?
+    /// Where seccomp's kernel audit records are read (shared by every run of the process).
+    public var auditLog: KernelAuditLog
 
     public init(hierarchies: CgroupHierarchies = .discover(),
                 requireHost: Bool = ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1",
                 keepWork: Bool = false, minimumInterval: Duration = .milliseconds(10),
-                maximumInterval: Duration = .milliseconds(50)) {
+                maximumInterval: Duration = .milliseconds(50), auditLog: KernelAuditLog = .shared) {
+        self.auditLog = auditLog
         self.hierarchies = hierarchies
         self.requireHost = requireHost
         self.keepWork = keepWork
@@ -140,7 +143,9 @@ public final class ScenarioRunner: Sendable {
 
         let observation: RunObservation
         do {
-            observation = try observe(scenario, plan: plan, cgroup: cgroup, work: work, toolchain: toolchain)
+            observation = try RunMonitor.observe(
+                scenario, plan: plan, cgroup: cgroup, work: work, toolchain: toolchain, options: options, runs: runs,
+                auditLog: options.auditLog)
         } catch {
             var result = harnessError(scenario, toolchain, message: "\(error)")
             if runs.wasTornDown(sequence) { result.interrupted = true }
@@ -174,10 +179,9 @@ extension ScenarioRunner {
         }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         for file in files {
-            let fd = open(file, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            while buffer.withUnsafeMutableBytes({ read(fd, $0.baseAddress, $0.count) }) > 0 {}
-            close(fd)
+            guard case .success(let fd) = System.open(file, O_RDONLY) else { continue }
+            while case .success(let count) = buffer.withUnsafeMutableBytes({ System.read(fd, into: $0) }), count > 0 {}
+            System.close(fd)
         }
     }
 }

@@ -29,7 +29,7 @@ final class SupervisorStart: Sendable {
                     supervisor.startThread()
                     outcome.withLock { $0.supervisor = supervisor }
                 } catch {
-                    close(fd)
+                    System.close(fd)
                     outcome.withLock { $0.failure = "\(error)" }
                 }
             } else {
@@ -45,7 +45,7 @@ final class SupervisorStart: Sendable {
     /// Stops the supervisor (call once the tree is gone) and returns what it saw.
     func finish() -> (trace: TraceSummary?, denials: [Denial], failure: String?) {
         ready.wait()
-        close(socket)
+        System.close(socket)
         let (supervisor, failure) = outcome.withLock { $0 }
         guard let supervisor else { return (nil, [], failure) }
         let seen = supervisor.stop()
