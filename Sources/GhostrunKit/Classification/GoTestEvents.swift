@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One `go test -json` (test2json) event. Only the fields the classifier reads are kept.
 public struct GoTestEvent: Equatable, Sendable {
@@ -341,7 +342,38 @@ public enum GoTestText {
 /// Fed from the output reader's thread and finished by the runner afterwards, so its state sits
 /// behind a lock. Memory is bounded whatever the run prints: partial lines are cut at `maxLineBytes`,
 /// tails at `tailBytes`, and past `maxRecords` passed tests are counted instead of kept.
-public final class GoTestStream: @unchecked Sendable {
+public final class GoTestStream: Sendable {
+    /// Output kept per test (and per package, for output outside tests).
+    public static let tailBytes = GoTestParser.tailBytes
+    public static let maxLineBytes = GoTestParser.maxLineBytes
+    public static let maxRecords = GoTestParser.maxRecords
+
+    private let parser: Mutex<GoTestParser>
+
+    /// - Parameter plainTextLimit: how much of the reconstructed plain output (`Output` of each event) to keep.
+    public init(plainTextLimit: Int = 1 << 20) {
+        parser = Mutex(GoTestParser(plainTextLimit: plainTextLimit))
+    }
+
+    /// Feeds a chunk of stdout as read from the pipe; lines may span chunks.
+    public func feed<C: Collection>(_ chunk: C) where C.Element == UInt8 {
+        let bytes = chunk.withContiguousStorageIfAvailable { Array($0) } ?? Array(chunk)
+        parser.withLock { $0.feed(bytes) }
+    }
+
+    /// What the output showed, with the last unterminated line read too.
+    public func finish() -> GoTestRun { parser.withLock { $0.finish() } }
+
+    /// The output as plain `go test` would have printed it (the `Output` of each event, or the text itself),
+    /// with the first diagnostic lines and the last `plainTextLimit` bytes kept.
+    public var plainText: String { parser.withLock { $0.plain.text } }
+
+    /// Whether any line was a test2json event.
+    public var sawEvents: Bool { parser.withLock { $0.sawEvent } }
+}
+
+/// The parser behind `GoTestStream`, used only with the stream's lock held.
+final class GoTestParser {
     /// Output kept per test (and per package, for output outside tests).
     public static let tailBytes = 2048
     /// Output kept for a test that passed or was skipped: its output rarely matters.
@@ -352,7 +384,7 @@ public final class GoTestStream: @unchecked Sendable {
     private final class TestState {
         var outcome: GoTestOutcome?
         var elapsedMs: Int?
-        var tail = BoundedTail(limit: GoTestStream.tailBytes)
+        var tail = BoundedTail(limit: GoTestParser.tailBytes)
         var headline: String?
         var order: Int
         init(order: Int) { self.order = order }
@@ -364,7 +396,7 @@ public final class GoTestStream: @unchecked Sendable {
         var testOrder: [String] = []
         var outcome: GoTestOutcome?
         var elapsedMs: Int?
-        var tail = BoundedTail(limit: GoTestStream.tailBytes)
+        var tail = BoundedTail(limit: GoTestParser.tailBytes)
         /// The first runtime death (or confirmed panic) line, and whether it was a panic awaiting its goroutine.
         var death: String?
         var pendingPanic: String?
@@ -379,30 +411,24 @@ public final class GoTestStream: @unchecked Sendable {
         init(name: String) { self.name = name }
     }
 
-    private let lock = NSLock()
     private var partial: [UInt8] = []
     private var skippingLongLine = false
     private var packages: [String: PackageState] = [:]
     private var packageOrder: [String] = []
     /// Plain output: tests reported before their package's result line belong to the next package named.
     private var pendingPlain = PackageState(name: "")
-    private var sawEvent = false
+    fileprivate(set) var sawEvent = false
     private var sawPlainLine = false
     private var recordCount = 0
     private var omittedPassed = 0
     private var nextOrder = 0
-    private var plain: PlainTextBuffer
+    fileprivate(set) var plain: PlainTextBuffer
 
-    /// - Parameter plainTextLimit: how much of the reconstructed plain output (`Output` of each event) to keep.
-    public init(plainTextLimit: Int = 1 << 20) {
+    init(plainTextLimit: Int) {
         plain = PlainTextBuffer(tailLimit: plainTextLimit)
     }
 
-    /// Feeds a chunk of stdout as read from the pipe; lines may span chunks.
-    public func feed<C: Collection>(_ chunk: C) where C.Element == UInt8 {
-        let bytes = chunk.withContiguousStorageIfAvailable { Array($0) } ?? Array(chunk)
-        lock.lock()
-        defer { lock.unlock() }
+    func feed(_ bytes: [UInt8]) {
         var start = 0
         while start < bytes.count {
             let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n"))
@@ -412,11 +438,11 @@ public final class GoTestStream: @unchecked Sendable {
                     handleLine(bytes[start..<end])  // the common case: a whole line inside the chunk
                 } else {
                     partial.append(
-                        contentsOf: bytes[start..<min(end, start + GoTestStream.maxLineBytes - partial.count)])
+                        contentsOf: bytes[start..<min(end, start + GoTestParser.maxLineBytes - partial.count)])
                     if newline != nil {
                         handleLine(partial[...])
                         partial.removeAll(keepingCapacity: true)
-                    } else if partial.count >= GoTestStream.maxLineBytes {
+                    } else if partial.count >= GoTestParser.maxLineBytes {
                         // A line this long is no event and no headline; its start is kept as text, the rest dropped.
                         handleLine(partial[...])
                         partial.removeAll(keepingCapacity: true)
@@ -429,30 +455,12 @@ public final class GoTestStream: @unchecked Sendable {
         }
     }
 
-    /// What the output showed, with the last unterminated line read too.
-    public func finish() -> GoTestRun {
-        lock.lock()
-        defer { lock.unlock() }
+    func finish() -> GoTestRun {
         if !partial.isEmpty, !skippingLongLine {
             handleLine(partial[...])
             partial.removeAll()
         }
         return snapshot()
-    }
-
-    /// The output as plain `go test` would have printed it (the `Output` of each event, or the text itself),
-    /// with the first diagnostic lines and the last `plainTextLimit` bytes kept.
-    public var plainText: String {
-        lock.lock()
-        defer { lock.unlock() }
-        return plain.text
-    }
-
-    /// Whether any line was a test2json event.
-    public var sawEvents: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return sawEvent
     }
 
     // MARK: - Lines
@@ -527,10 +535,10 @@ public final class GoTestStream: @unchecked Sendable {
         test.outcome = outcome
         if let elapsedMs { test.elapsedMs = elapsedMs }
         if outcome != .fail {
-            var tail = BoundedTail(limit: GoTestStream.passedTailBytes)
+            var tail = BoundedTail(limit: GoTestParser.passedTailBytes)
             tail.append(test.tail.text)
             test.tail = tail
-            if recordCount > GoTestStream.maxRecords {
+            if recordCount > GoTestParser.maxRecords {
                 state.tests[name] = nil
                 if state.testOrder.last == name {
                     state.testOrder.removeLast()

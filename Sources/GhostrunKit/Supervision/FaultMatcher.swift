@@ -1,6 +1,9 @@
 import Foundation
 
 /// A `faults:` entry ready for the per-call decision: glob compiled, counters kept.
+///
+/// `@unchecked Sendable`, justified: created by the supervisor's init and then used (its `matches` counter
+/// included) only on the supervisor thread, under the supervisor's lock.
 final class CompiledFault: @unchecked Sendable {
     let index: Int
     let fault: Fault
