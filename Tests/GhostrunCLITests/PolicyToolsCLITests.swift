@@ -61,3 +61,68 @@ extension CLITests {
         XCTAssertTrue(second.stdout.contains("changed  baseline-version@"), second.stdout)
     }
 }
+
+// MARK: - Policy tools: bisect
+
+extension CLITests {
+    private struct BisectJSON: Decodable {
+        struct Culprit: Decodable {
+            var syscall: String
+            var action: String
+            var errno: String?
+            var tolerated: [String]
+        }
+        struct Candidate: Decodable { var syscall: String }
+        var culprits: [Culprit]
+        var runs: Int
+        var candidates: [Candidate]
+    }
+
+    func testBisectNamesClone3NotTheHarmlessFirstDenialUnderDocker1903AsCrunApplies() throws {
+        try requireRoot()
+        let json = temporary + "/bisect.json"
+        let result = try ghostrun([
+            "bisect", CLITests.root + "/scenarios/profiles/docker-19.03.yaml", "--filter", "docker-19.03-crun$",
+            "--go-version", "1.19", "--json", json, "--max-runs", "12",
+        ])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        let report = try JSONDecoder().decode(BisectJSON.self, from: Data(contentsOf: URL(fileURLWithPath: json)))
+        // rseq is refused first (Docker 19.03 predates it) but Go 1.19 does not need it.
+        XCTAssertEqual(report.candidates.map(\.syscall).first, "rseq", result.stderr)
+        XCTAssertEqual(report.culprits.map(\.syscall), ["clone3"], result.stdout)
+        XCTAssertEqual(report.culprits.first?.errno, "EPERM")
+        XCTAssertEqual(report.culprits.first?.tolerated, ["ENOSYS", "allow"])
+        XCTAssertLessThanOrEqual(report.runs, 12)
+        XCTAssertTrue(result.stdout.contains("\"errnoRet\" : 38"), result.stdout)
+        XCTAssertTrue(result.stderr.contains("bisect: run 1/12"), result.stderr)
+    }
+
+    func testBisectTheCatalogClone3CaseAndRefusesAnOkScenario() throws {
+        try requireRoot()
+        let json = temporary + "/clone3.json"
+        let result = try ghostrun([
+            "bisect", CLITests.root + "/scenarios/seccomp/clone3-eperm.yaml", "--go-version", "1.19", "--json", json,
+        ])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        let report = try JSONDecoder().decode(BisectJSON.self, from: Data(contentsOf: URL(fileURLWithPath: json)))
+        XCTAssertEqual(report.culprits.map(\.syscall), ["clone3"])
+        XCTAssertEqual(report.culprits.first?.action, "errno")
+        XCTAssertEqual(report.culprits.first?.tolerated, ["ENOSYS", "allow"])
+        XCTAssertEqual(report.runs, 4, "traced run, clone3 allowed, then ENOSYS and EPERM")
+
+        let fine = write("bisect/fine.yaml", """
+            name: bisect-fine
+            run: [go, version]
+            sandbox:
+              seccomp:
+                rules: [{syscalls: [pidfd_open], action: errno, errno: ENOSYS}]
+            """)
+        let okResult = try ghostrun(["bisect", fine, "--go-version", "1.19"])
+        XCTAssertEqual(okResult.status, 2, okResult.stdout + okResult.stderr)
+        XCTAssertTrue(okResult.stderr.contains("is ok under its policy"), okResult.stderr)
+
+        let several = try ghostrun(["bisect", CLITests.root + "/scenarios/profiles/docker-19.03.yaml"])
+        XCTAssertEqual(several.status, 2)
+        XCTAssertTrue(several.stderr.contains("--filter"), several.stderr)
+    }
+}
