@@ -126,3 +126,52 @@ extension CLITests {
         XCTAssertTrue(several.stderr.contains("--filter"), several.stderr)
     }
 }
+
+// MARK: - Policy tools: record
+
+extension CLITests {
+    func testRecordWritesAProfileThatVerifiesAndRefusesWhatWasNotRecorded() throws {
+        try requireRoot()
+        let version = write("record/version.yaml", """
+            name: record-version
+            run: [go, version]
+            sandbox:
+              seccomp:
+                rules: [{syscalls: [openat], action: errno, errno: EACCES}]
+            expect: {outcome: ok}
+            """)
+        let profile = temporary + "/recorded.json"
+        let result = try ghostrun(["record", version, "--go-version", "1.19", "--runs", "2", "--output", profile])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("runc ok as recorded; crun ok as recorded"), result.stdout)
+        XCTAssertTrue(result.stderr.contains("run 2/2: ok"), result.stderr)
+        let document = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: profile)))
+            as? [String: Any]
+        XCTAssertEqual(document?["defaultAction"] as? String, "SCMP_ACT_ERRNO")
+        XCTAssertEqual(document?["defaultErrnoRet"] as? Int, 1)
+        let rules = document?["syscalls"] as? [[String: Any]] ?? []
+        let names = rules.flatMap { $0["names"] as? [String] ?? [] }
+        // The scenario's own rule was not in force while recording: go version opens its files.
+        XCTAssertTrue(names.contains("openat"), "\(names)")
+        XCTAssertTrue(names.contains("execve"), "\(names)")
+        XCTAssertFalse(names.contains("socket"), "\(names)")
+        let comment = rules.first { ($0["names"] as? [String]) == ["openat"] }?["comment"] as? String ?? ""
+        XCTAssertTrue(comment.hasPrefix("go 1.19") && comment.contains("go"), comment)
+
+        // What go version needs is not enough for go build: the profile refuses the rest.
+        let build = write("record/build.yaml", """
+            name: record-build
+            run: [go, build, -o, out/app, .]
+            fixture: \(CLITests.root)/scenarios/fixtures/hello
+            """)
+        let refused = try ghostrun([
+            "run", build, "--go-version", "1.19", "--seccomp-profile", profile, "--json", temporary + "/b.json",
+        ])
+        let file = try JSONReport.decode(Data(contentsOf: URL(fileURLWithPath: temporary + "/b.json")))
+        XCTAssertNotEqual(file.results.first?.outcome, .ok, refused.stdout + refused.stderr)
+        XCTAssertFalse(file.results.first?.evidence.denials.isEmpty ?? true)
+
+        let bad = try ghostrun(["record", version, "--output", profile, "--default", "eacces"])
+        XCTAssertEqual(bad.status, 2)
+    }
+}
