@@ -87,7 +87,9 @@ struct Bisect: ParsableCommand {
             print("culprit: \(culprit.syscall) (\(answer), rule \(culprit.rule ?? "unknown")); "
                 + "Go tolerates: \(culprit.tolerated.joined(separator: ", "))")
         }
-        if !report.minimal { print("the run cap (--max-runs \(maxRuns)) stopped the search: the set may not be minimal") }
+        if !report.minimal {
+            print("the run cap (--max-runs \(maxRuns)) stopped the search: the set may not be minimal")
+        }
         print("fix (rules to add to the profile's syscalls):")
         print(report.profilePatch())
         if let json {

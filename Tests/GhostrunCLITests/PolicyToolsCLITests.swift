@@ -6,15 +6,16 @@ import XCTest
 
 extension CLITests {
     func testMergeAgainstABaselineFailsOnlyOnChangedOutcomes() throws {
-        let host = HostFacts(kernel: "6.1", libseccomp: "2.5.4", cgroup: "v2", ghostrunVersion: GhostrunVersion.current,
-                             hostname: "ci")
+        let host = HostFacts(
+            kernel: "6.1", libseccomp: "2.5.4", cgroup: "v2", ghostrunVersion: GhostrunVersion.current, hostname: "ci")
         func save(_ name: String, _ results: [(String, GhostrunKit.Outcome, Bool)]) throws -> String {
             let path = temporary + "/" + name
-            let file = RunFile(ghostrun: GhostrunVersion.current, host: host, results: results.map { name, outcome, ok in
+            let entries = results.map { name, outcome, ok in
                 var r = RunResult(name: name, goVersion: "1.19", outcome: outcome, summary: "")
                 r.passed = ok
                 return r
-            })
+            }
+            let file = RunFile(ghostrun: GhostrunVersion.current, host: host, results: entries)
             try JSONReport.encode(file).write(to: URL(fileURLWithPath: path))
             return path
         }

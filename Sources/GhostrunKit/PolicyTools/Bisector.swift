@@ -22,10 +22,13 @@ public struct RefusingDecision: Codable, Equatable, Hashable, Sendable {
         var seen: Set<String> = []
         var decisions: [RefusingDecision] = []
         for denial in denials.sorted(by: { $0.timeMs < $1.timeMs })
-        where denial.action != "log" && denial.action != "injected" && !seen.contains(denial.syscall) {
+        where denial.action != "log" && denial.action != "injected"
+            && !seen.contains(denial.syscall)
+        {
             seen.insert(denial.syscall)
             decisions.append(
-                RefusingDecision(syscall: denial.syscall, action: denial.action, errno: denial.errno, rule: denial.rule))
+                RefusingDecision(
+                    syscall: denial.syscall, action: denial.action, errno: denial.errno, rule: denial.rule))
         }
         return decisions
     }
@@ -63,15 +66,16 @@ public struct BisectReport: Codable, Equatable, Sendable {
     /// culprit), as pretty JSON.
     public func profilePatch() -> String {
         let rules: [[String: Any]] = culprits.map { culprit in
-            if culprit.tolerated.contains("ENOSYS") {
-                return ["names": [culprit.syscall], "action": "SCMP_ACT_ERRNO", "errnoRet": Int(ErrnoName.value(of: "ENOSYS")!)]
-            }
-            if culprit.tolerated.contains("EPERM") {
-                return ["names": [culprit.syscall], "action": "SCMP_ACT_ERRNO", "errnoRet": Int(ErrnoName.value(of: "EPERM")!)]
+            for errno in ["ENOSYS", "EPERM"] where culprit.tolerated.contains(errno) {
+                return [
+                    "names": [culprit.syscall], "action": "SCMP_ACT_ERRNO",
+                    "errnoRet": Int(ErrnoName.value(of: errno)!),
+                ]
             }
             return ["names": [culprit.syscall], "action": "SCMP_ACT_ALLOW"]
         }
-        let data = (try? JSONSerialization.data(withJSONObject: rules, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        let data =
+            (try? JSONSerialization.data(withJSONObject: rules, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }
 }
