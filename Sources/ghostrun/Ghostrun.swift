@@ -10,6 +10,7 @@ struct Ghostrun: ParsableCommand {
         version: GhostrunVersion.current,
         subcommands: [
             Run.self, Trace.self, MatrixCommand.self, Merge.self, Inspect.self, Doctor.self, ProfileCommand.self, Reap.self,
+            Bisect.self, Record.self,
         ])
 
     /// As ArgumentParser's, except that usage errors exit 2, not 64: the contract gives bad input status 2, and a

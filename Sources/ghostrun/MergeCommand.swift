@@ -11,11 +11,14 @@ struct Merge: ParsableCommand {
 
     @OptionGroup var reports: ReportOptions
 
+    @OptionGroup var baselineOptions: BaselineOptions
+
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one run file") }
     }
 
     func run() throws {
+        let baselineFile = try baselineOptions.load()
         var inputs: [(path: String, file: RunFile)] = []
         for path in files {
             do {
@@ -24,7 +27,7 @@ struct Merge: ParsableCommand {
                 throw fail("\(path): not a readable run file: \(error)")
             }
         }
-        let merged: RunFile
+        var merged: RunFile
         do {
             merged = try RunFileMerge.merge(inputs)
             if merged.matrix == nil {
@@ -36,9 +39,11 @@ struct Merge: ParsableCommand {
         let color = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         for result in merged.results { print(TerminalReport.line(for: result, color: color)) }
         print(TerminalReport.summary(merged.results))
+        merged.baseline = baselineOptions.compare(merged.results, matrixIds: nil, with: baselineFile)
+        if let comparison = merged.baseline { print(comparison.render()) }
         fflush(nil)
         try reports.write(merged)
         reports.reportToGitHub(merged)
-        throw ExitCode(ExitStatus.forRun(merged.results))
+        throw ExitCode(baselineOptions.exitStatus(merged.results, comparison: merged.baseline))
     }
 }

@@ -26,6 +26,8 @@ struct Run: ParsableCommand {
 
     @OptionGroup var reports: ReportOptions
 
+    @OptionGroup var baselineOptions: BaselineOptions
+
     @Flag(help: "Keep each run's $WORK directory (printed) for debugging.")
     var keepWork = false
 
@@ -70,6 +72,7 @@ struct Run: ParsableCommand {
                 throw fail("--timings \(timings): not a readable run file: \(error)")
             }
         }
+        let baselineFile = try baselineOptions.load()
         var entries = try selection.entries()
         if entries.isEmpty { throw fail("no scenario to run (check the paths and --filter)") }
         let allIds = entries.map(\.id)
@@ -112,13 +115,18 @@ struct Run: ParsableCommand {
             harness: HarnessStats.current(wallMs: (ContinuousClock.now - started).milliseconds),
             matrix: MatrixRecord(
                 allIds: allIds, shardIds: entries.map(\.id), index: shardSelection?.index ?? 1,
-                count: shardSelection?.count ?? 1))
+                count: shardSelection?.count ?? 1),
+            baseline: baselineOptions.compare(results, matrixIds: allIds, with: baselineFile))
+        if let comparison = runFile.baseline {
+            print(comparison.render())
+            fflush(nil)
+        }
         try reports.write(runFile)
         reports.reportToGitHub(runFile)
         if let signalNumber = session.interruptedBy {
             FileHandle.standardError.write(Data("ghostrun: interrupted; \(results.count) of \(entries.count) results written\n".utf8))
             throw ExitCode(128 + signalNumber)
         }
-        throw ExitCode(ExitStatus.forRun(results))
+        throw ExitCode(baselineOptions.exitStatus(results, comparison: runFile.baseline))
     }
 }

@@ -260,13 +260,16 @@ public struct RunFile: Codable, Equatable, Sendable {
     public var harness: HarnessStats?
     /// Which part of which matrix these results are (absent in run files of ghostrun before 0.3).
     public var matrix: MatrixRecord?
+    /// The comparison with an earlier run file, when `--baseline` was given.
+    public var baseline: BaselineComparison?
     public init(ghostrun: String, host: HostFacts, results: [RunResult], harness: HarnessStats? = nil,
-                matrix: MatrixRecord? = nil) {
+                matrix: MatrixRecord? = nil, baseline: BaselineComparison? = nil) {
         self.ghostrun = ghostrun
         self.host = host
         self.results = results
         self.harness = harness
         self.matrix = matrix
+        self.baseline = baseline
     }
 }
 
