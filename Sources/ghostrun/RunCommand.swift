@@ -36,8 +36,11 @@ struct Run: ParsableCommand {
             """)
     var allowSkip = false
 
-    @Option(name: .customLong("trace-out"), help: "Write every syscall the supervisor sees as a JSON line here.")
+    @Option(name: .customLong("trace-out"), help: "Write every traced syscall as a JSON line here.")
     var traceOut: String?
+
+    @Option(help: "How runs are observed and traced: bpf (in the kernel), notify (seccomp user notification), auto.")
+    var traceBackend: TraceBackendChoice = .automatic
 
     @Option(
         name: .customLong("seccomp-profile"),
@@ -94,6 +97,7 @@ struct Run: ParsableCommand {
 
         var options = RunnerOptions(keepWork: keepWork)
         options.traceOut = traceOut
+        options.traceBackend = try resolveTraceBackend(traceBackend)
         let session = RunSession(options: options)
         // A watchdog sweeps this process's cgroups and temp dirs even if it is killed; leftovers of killed runs
         // are swept now.

@@ -16,9 +16,12 @@ const volatile __u64 target_cgroup_id = 0;
 const volatile __u32 target_cgroup_level = 0;
 const volatile __u32 emit_records = 0;
 
+// Not preallocated: a run creates its maps at start (preallocating megabytes costs milliseconds), and entries are
+// only added on a first occurrence.
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, GHOSTRUN_BPF_MAX_CALL_KEYS);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, struct ghostrun_bpf_call_key);
     __type(value, struct ghostrun_bpf_call_value);
 } calls SEC(".maps");
@@ -26,6 +29,7 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, GHOSTRUN_BPF_MAX_ERROR_KEYS);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, struct ghostrun_bpf_error_key);
     __type(value, struct ghostrun_bpf_error_value);
 } errors SEC(".maps");
@@ -33,6 +37,7 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, GHOSTRUN_BPF_MAX_PROCESSES);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, __u32);
     __type(value, struct ghostrun_bpf_process);
 } processes SEC(".maps");

@@ -121,24 +121,31 @@ public final class BPFTracer: @unchecked Sendable {
     ///   - runStart: the instant times in the observation are relative to.
     ///   - traceOut: write every call as a JSON line here (`--trace-out`), through the ring buffer.
     ///   - describe: names a process for trace lines (comm, exe → role), when traceOut is set.
+    ///   - probeOnly: load and attach with a filter that matches no cgroup (to learn whether the host can).
     public init(cgroupDirectory: String, v2Root: String, runStart: ContinuousClock.Instant,
-                traceOut: String? = nil, workRoot: String = "", goroot: String = "") throws {
+                traceOut: String? = nil, workRoot: String = "", goroot: String = "", probeOnly: Bool = false) throws {
         if let problem = BPFTracer.hostProblem() { throw BPFUnavailable(description: problem) }
-        var info = stat()
-        guard stat(cgroupDirectory, &info) == 0 else {
-            throw BPFUnavailable(description: "cannot stat \(cgroupDirectory): \(String(cString: strerror(errno)))")
+        var cgroupID: UInt64 = 0
+        var level = 0
+        if !probeOnly {
+            var info = stat()
+            guard stat(cgroupDirectory, &info) == 0 else {
+                throw BPFUnavailable(description: "cannot stat \(cgroupDirectory): \(String(cString: strerror(errno)))")
+            }
+            let root = v2Root.hasSuffix("/") ? String(v2Root.dropLast()) : v2Root
+            guard cgroupDirectory.hasPrefix(root + "/") else {
+                throw BPFUnavailable(description: "\(cgroupDirectory) is not under the cgroup v2 mount \(root)")
+            }
+            // cgroup v2 ids are the directories' inode numbers (kernfs); the root is level 0.
+            cgroupID = UInt64(info.st_ino)
+            level = cgroupDirectory.dropFirst(root.count + 1).split(separator: "/").count
         }
-        let root = v2Root.hasSuffix("/") ? String(v2Root.dropLast()) : v2Root
-        guard cgroupDirectory.hasPrefix(root + "/") else {
-            throw BPFUnavailable(description: "\(cgroupDirectory) is not under the cgroup v2 mount \(root)")
-        }
-        let level = cgroupDirectory.dropFirst(root.count + 1).split(separator: "/").count
         let elapsed = ContinuousClock.now - runStart
         let (seconds, attoseconds) = elapsed.components
         monotonicAtRunStart = BPFTracer.monotonicNanoseconds()
             &- UInt64(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
 
-        var options = ghostrun_bpf_options(cgroup_id: UInt64(info.st_ino), cgroup_level: UInt32(level),
+        var options = ghostrun_bpf_options(cgroup_id: cgroupID, cgroup_level: UInt32(level),
                                            emit_records: traceOut == nil ? 0 : 1)
         var message = [CChar](repeating: 0, count: 1024)
         var handle: OpaquePointer?

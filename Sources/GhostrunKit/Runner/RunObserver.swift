@@ -37,10 +37,25 @@ extension ScenarioRunner {
             supervisorStart = SupervisorStart(socket: sockets[0], plan: supervisorPlan, runStart: start)
             supervisorStart?.begin()
         }
+        // Attached before the fork: the go command's exec is its first event. Filtered by the run's cgroup id.
+        var bpfTracer: BPFTracer?
+        if plan.observeWithBPF, let v2Root = options.hierarchies.v2, let v2Path = cgroup.v2Path {
+            do {
+                bpfTracer = try BPFTracer(
+                    cgroupDirectory: v2Path, v2Root: v2Root, runStart: start,
+                    traceOut: scenario.trace != .off ? options.traceOut : nil, workRoot: work.root,
+                    goroot: toolchain.goroot)
+            } catch {
+                if spawn.listenerSocket >= 0 { close(spawn.listenerSocket) }
+                _ = supervisorStart?.finish()
+                throw error
+            }
+        }
         let pid: pid_t
         do {
             pid = try Spawner.spawn(spawn)
         } catch {
+            _ = bpfTracer?.stop()
             stdout.closeWriteEnd()
             stderr.closeWriteEnd()
             if spawn.listenerSocket >= 0 { close(spawn.listenerSocket) }
@@ -194,6 +209,9 @@ extension ScenarioRunner {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         stdout.waitForEnd(timeout: 2)
         stderr.waitForEnd(timeout: 2)
+        // Every process has exited (the cgroup is gone): the exit events are in.
+        let bpfSeen = bpfTracer?.stop()
+        for process in bpfSeen?.processes ?? [] { seenPids.insert(process.pid) }
         var trace: TraceSummary?
         if let supervisorStart {
             let seen = supervisorStart.finish()
@@ -212,6 +230,15 @@ extension ScenarioRunner {
             let pids = seenPids
             _ = audit.wait(timeout: .milliseconds(failed ? 60 : 5)) { pids.contains($0.pid) }
             collectDenials()
+        }
+        if let bpfSeen {
+            let policy = plan.decisions?.policy ?? SeccompPolicy()
+            denials = bpfSeen.policyDenials(policy: policy, goroot: toolchain.goroot, workRoot: work.root,
+                                            merging: denials)
+            if scenario.trace != .off {
+                trace = bpfSeen.traceSummary(request: scenario.trace, goroot: toolchain.goroot, workRoot: work.root,
+                                             injected: trace?.injected ?? 0)
+            }
         }
         if pidsMaxHits.map({ $0 > 0 }) ?? false {
             events.append(CgroupEvent(timeMs: ms(end), event: "pids-max", detail: "\(pidsMaxHits!) forks refused"))
@@ -239,6 +266,7 @@ extension ScenarioRunner {
             // ghostrun added -json: people (and `expect.stdout`) see what plain go test prints.
             if plan.goTestOutput == .json(added: true), goTest.sawEvents { observation.stdout = goTest.plainText }
         }
+        observation.bpf = bpfSeen
         return observation
     }
 

@@ -14,6 +14,10 @@ public struct RunnerOptions: Sendable {
     public var maximumInterval: Duration
     /// `--trace-out FILE`: every notified call as a JSON line (one run at a time writes it).
     public var traceOut: String?
+    /// `bpf`: every run is observed by ghostrun's BPF program (exact process tree and attestation; `trace:` counted
+    /// in the kernel, nothing notified) and user notification serves only `faults:`. The CLI decides it with
+    /// `TraceBackend.decide`; the library default stays with the supervisor.
+    public var traceBackend: TraceBackendDecision.Backend = .notify
 
     public init(hierarchies: CgroupHierarchies = .discover(),
                 requireHost: Bool = ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1",
@@ -106,7 +110,7 @@ public final class ScenarioRunner: Sendable {
         do {
             try WorkPreparation.apply(scenario, toolchain: toolchain, to: work)
             plan = try RunPlan.resolve(scenario: scenario, toolchain: toolchain, host: host, work: work,
-                                       traceOut: options.traceOut)
+                                       traceOut: options.traceOut, observeWithBPF: options.traceBackend == .bpf)
         } catch let error as HostUnsupported {
             return unsupportedHost(scenario, toolchain, reason: error.reason)
         } catch {
