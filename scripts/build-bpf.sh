@@ -49,7 +49,8 @@ esac
 mkdir -p "$work" "$out_dir"
 "$bpftool" btf dump file "$btf" format c > "$work/vmlinux.h.tmp"
 mv "$work/vmlinux.h.tmp" "$work/vmlinux.h"
-"$clang" -target bpf -D__TARGET_ARCH_$arch -O2 -g -Wall -Wno-unknown-warning-option \
+# -mcpu=v3: atomic compare-and-swap (Linux 5.12+).
+"$clang" -target bpf -mcpu=v3 -D__TARGET_ARCH_$arch -O2 -g -Wall -Wno-unknown-warning-option \
     -Wno-default-const-init-var-unsafe -I "$work" -c "$source_file" -o "$work/ghostrun.bpf.o"
 # `gen object` drops the DWARF (the skeleton embeds the object; BTF stays for CO-RE).
 "$bpftool" gen object "$work/ghostrun.o" "$work/ghostrun.bpf.o"

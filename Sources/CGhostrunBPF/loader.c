@@ -10,7 +10,7 @@
 #include <bpf/libbpf.h>
 
 // scripts/build-bpf.sh generates the skeleton (the compiled program embedded as bytes) before `swift build`; a
-// build without it still compiles, and every start then fails with a message saying how to build it.
+// build without it still compiles, and loading then fails with a message saying how to build it.
 #if __has_include("generated/ghostrun_bpf.skel.h")
 #include "generated/ghostrun_bpf.skel.h"
 #define GHOSTRUN_BPF_HAVE_SKELETON 1
@@ -28,6 +28,14 @@ int ghostrun_bpf_lookup(int map_fd, const void *key, void *value) {
     return bpf_map_lookup_elem(map_fd, key, value) == 0 ? 0 : -errno;
 }
 
+int ghostrun_bpf_update(int map_fd, const void *key, const void *value, uint64_t flags) {
+    return bpf_map_update_elem(map_fd, key, value, flags) == 0 ? 0 : -errno;
+}
+
+int ghostrun_bpf_delete(int map_fd, const void *key) {
+    return bpf_map_delete_elem(map_fd, key) == 0 ? 0 : -errno;
+}
+
 #if GHOSTRUN_BPF_HAVE_SKELETON
 
 struct ghostrun_bpf_tracer {
@@ -37,68 +45,74 @@ struct ghostrun_bpf_tracer {
     void *context;
 };
 
-// libbpf reports through a process-wide print callback; the thread that is starting a tracer keeps the last
-// warning so the failure says why (a verifier message, a missing BTF...).
+// libbpf reports through a process-wide print callback; the thread that is loading keeps the last warning so
+// the failure says why (a verifier message, a missing BTF...).
 static __thread char *capture_buffer;
 static __thread size_t capture_length;
 
 static int capture_print(enum libbpf_print_level level, const char *format, va_list arguments) {
-    if (getenv("GHOSTRUN_BPF_DEBUG")) vfprintf(stderr, format, arguments);
+    if (getenv("GHOSTRUN_BPF_DEBUG")) {
+        va_list copy;
+        va_copy(copy, arguments);
+        vfprintf(stderr, format, copy);
+        va_end(copy);
+    }
     if (level == LIBBPF_DEBUG || !capture_buffer || capture_length == 0) return 0;
-    int written = vsnprintf(capture_buffer, capture_length, format, arguments);
-    if (written > 0) {
-        // One line: the last one libbpf printed.
+    if (vsnprintf(capture_buffer, capture_length, format, arguments) > 0) {
         for (char *c = capture_buffer; *c; c++)
             if (*c == '\n') *c = ' ';
     }
     return 0;
 }
 
-int ghostrun_bpf_start(const struct ghostrun_bpf_options *options, ghostrun_bpf_tracer **out, char *message,
-                       size_t message_length) {
-    *out = NULL;
-    if (message_length) message[0] = 0;
+static void begin_capture(char *message, size_t message_length) {
     static int print_set;
     if (!__atomic_exchange_n(&print_set, 1, __ATOMIC_SEQ_CST)) libbpf_set_print(capture_print);
+    if (message_length) message[0] = 0;
     capture_buffer = message;
     capture_length = message_length;
+}
 
-    struct ghostrun_bpf_tracer *tracer = calloc(1, sizeof(*tracer));
-    if (!tracer) return -ENOMEM;
-    int status = 0;
-    const char *step = "open";
-    tracer->skeleton = ghostrun_bpf__open();
-    if (!tracer->skeleton) {
-        status = -errno;
-        goto fail;
-    }
-    tracer->skeleton->rodata->target_cgroup_id = options->cgroup_id;
-    tracer->skeleton->rodata->target_cgroup_level = options->cgroup_level;
-    tracer->skeleton->rodata->emit_records = options->emit_records;
-    // Without records the ring buffer is never written: keep its memory small.
-    if (!options->emit_records) bpf_map__set_max_entries(tracer->skeleton->maps.records, 4096);
-    step = "load";
-    status = ghostrun_bpf__load(tracer->skeleton);
-    if (status) goto fail;
-    step = "attach";
-    status = ghostrun_bpf__attach(tracer->skeleton);
-    if (status) goto fail;
+static int end_capture(int status, const char *step, char *message, size_t message_length) {
     capture_buffer = NULL;
-    *out = tracer;
-    return 0;
-
-fail:
-    capture_buffer = NULL;
+    if (status == 0) return 0;
     if (status > 0) status = -status;
-    if (status == 0) status = -EINVAL;
     if (message_length) {
         char detail[512];
         snprintf(detail, sizeof(detail), "%s", message);
         snprintf(message, message_length, "%s: %s%s%s", step, strerror(-status), detail[0] ? " — " : "", detail);
     }
-    ghostrun_bpf_stop(tracer);
     return status;
 }
+
+int ghostrun_bpf_load(ghostrun_bpf_tracer **out, char *message, size_t message_length) {
+    *out = NULL;
+    begin_capture(message, message_length);
+    struct ghostrun_bpf_tracer *tracer = calloc(1, sizeof(*tracer));
+    if (!tracer) return end_capture(-ENOMEM, "load", message, message_length);
+    tracer->skeleton = ghostrun_bpf__open();
+    if (!tracer->skeleton) {
+        int status = end_capture(-errno ? -errno : -EINVAL, "open", message, message_length);
+        free(tracer);
+        return status;
+    }
+    int status = ghostrun_bpf__load(tracer->skeleton);
+    if (status) {
+        status = end_capture(status, "load", message, message_length);
+        ghostrun_bpf_unload(tracer);
+        return status;
+    }
+    end_capture(0, "", message, message_length);
+    *out = tracer;
+    return 0;
+}
+
+int ghostrun_bpf_attach(ghostrun_bpf_tracer *tracer, char *message, size_t message_length) {
+    begin_capture(message, message_length);
+    return end_capture(ghostrun_bpf__attach(tracer->skeleton), "attach", message, message_length);
+}
+
+void ghostrun_bpf_detach(ghostrun_bpf_tracer *tracer) { ghostrun_bpf__detach(tracer->skeleton); }
 
 int ghostrun_bpf_map_fd(ghostrun_bpf_tracer *tracer, enum ghostrun_bpf_map map) {
     switch (map) {
@@ -106,6 +120,7 @@ int ghostrun_bpf_map_fd(ghostrun_bpf_tracer *tracer, enum ghostrun_bpf_map map) 
     case GHOSTRUN_BPF_MAP_ERRORS: return bpf_map__fd(tracer->skeleton->maps.errors);
     case GHOSTRUN_BPF_MAP_PROCESSES: return bpf_map__fd(tracer->skeleton->maps.processes);
     case GHOSTRUN_BPF_MAP_COUNTERS: return bpf_map__fd(tracer->skeleton->maps.counters);
+    case GHOSTRUN_BPF_MAP_RUNS: return bpf_map__fd(tracer->skeleton->maps.runs);
     }
     return -EINVAL;
 }
@@ -116,16 +131,19 @@ static int ring_callback(void *context, void *data, size_t size) {
     return tracer->handler(tracer->context, data);
 }
 
-int ghostrun_bpf_poll_records(ghostrun_bpf_tracer *tracer, int timeout_ms, ghostrun_bpf_record_handler handler,
-                              void *context) {
+int ghostrun_bpf_records_fd(ghostrun_bpf_tracer *tracer, ghostrun_bpf_record_handler handler, void *context) {
     tracer->handler = handler;
     tracer->context = context;
     if (!tracer->ring) {
         tracer->ring = ring_buffer__new(bpf_map__fd(tracer->skeleton->maps.records), ring_callback, tracer, NULL);
         if (!tracer->ring) return -errno;
     }
-    int count = ring_buffer__poll(tracer->ring, timeout_ms);
-    return count < 0 && count != -EINTR ? count : (count < 0 ? 0 : count);
+    return ring_buffer__epoll_fd(tracer->ring);
+}
+
+int ghostrun_bpf_consume_records(ghostrun_bpf_tracer *tracer) {
+    if (!tracer->ring) return 0;
+    return ring_buffer__consume(tracer->ring);
 }
 
 int ghostrun_bpf_program_ids(ghostrun_bpf_tracer *tracer, uint32_t *ids, int capacity) {
@@ -144,7 +162,7 @@ int ghostrun_bpf_program_ids(ghostrun_bpf_tracer *tracer, uint32_t *ids, int cap
     return count;
 }
 
-void ghostrun_bpf_stop(ghostrun_bpf_tracer *tracer) {
+void ghostrun_bpf_unload(ghostrun_bpf_tracer *tracer) {
     if (!tracer) return;
     if (tracer->ring) ring_buffer__free(tracer->ring);
     if (tracer->skeleton) ghostrun_bpf__destroy(tracer->skeleton);
@@ -157,9 +175,7 @@ struct ghostrun_bpf_tracer {
     int unused;
 };
 
-int ghostrun_bpf_start(const struct ghostrun_bpf_options *options, ghostrun_bpf_tracer **out, char *message,
-                       size_t message_length) {
-    (void)options;
+int ghostrun_bpf_load(ghostrun_bpf_tracer **out, char *message, size_t message_length) {
     *out = NULL;
     if (message_length)
         snprintf(message, message_length,
@@ -168,18 +184,30 @@ int ghostrun_bpf_start(const struct ghostrun_bpf_options *options, ghostrun_bpf_
     return -ENOSYS;
 }
 
+int ghostrun_bpf_attach(ghostrun_bpf_tracer *tracer, char *message, size_t message_length) {
+    (void)tracer;
+    (void)message;
+    (void)message_length;
+    return -ENOSYS;
+}
+
+void ghostrun_bpf_detach(ghostrun_bpf_tracer *tracer) { (void)tracer; }
+
 int ghostrun_bpf_map_fd(ghostrun_bpf_tracer *tracer, enum ghostrun_bpf_map map) {
     (void)tracer;
     (void)map;
     return -ENOSYS;
 }
 
-int ghostrun_bpf_poll_records(ghostrun_bpf_tracer *tracer, int timeout_ms, ghostrun_bpf_record_handler handler,
-                              void *context) {
+int ghostrun_bpf_records_fd(ghostrun_bpf_tracer *tracer, ghostrun_bpf_record_handler handler, void *context) {
     (void)tracer;
-    (void)timeout_ms;
     (void)handler;
     (void)context;
+    return -ENOSYS;
+}
+
+int ghostrun_bpf_consume_records(ghostrun_bpf_tracer *tracer) {
+    (void)tracer;
     return -ENOSYS;
 }
 
@@ -190,6 +218,6 @@ int ghostrun_bpf_program_ids(ghostrun_bpf_tracer *tracer, uint32_t *ids, int cap
     return 0;
 }
 
-void ghostrun_bpf_stop(ghostrun_bpf_tracer *tracer) { (void)tracer; }
+void ghostrun_bpf_unload(ghostrun_bpf_tracer *tracer) { (void)tracer; }
 
 #endif

@@ -1,5 +1,7 @@
-// ghostrun's observation program: counts every syscall of one run's cgroup per (process, syscall) with its
-// errors by errno, and follows the run's processes (fork, exec, exit) with the restrictions each one runs under.
+// ghostrun's observation program: counts every syscall of the runs' cgroups per (process, syscall) with its
+// errors by errno, and follows the runs' processes (fork, exec, exit) with the restrictions each one runs under.
+// One loaded copy serves every run of a ghostrun process: a run registers its cgroup id in `runs` and gets a
+// slot, which keys all of its entries, so concurrent runs never see each other's calls.
 // Built by scripts/build-bpf.sh (clang -target bpf, CO-RE against vmlinux.h from the running kernel's BTF) into
 // a libbpf skeleton that the CGhostrunBPF target embeds. Attached through BTF raw tracepoints (tp_btf): no tracefs.
 #include "vmlinux.h"
@@ -11,10 +13,12 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-// Set by the loader before the program is loaded (the verifier then drops disabled branches).
-const volatile __u64 target_cgroup_id = 0;
-const volatile __u32 target_cgroup_level = 0;
-const volatile __u32 emit_records = 0;
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, GHOSTRUN_BPF_MAX_RUNS);
+    __type(key, __u64);
+    __type(value, struct ghostrun_bpf_run);
+} runs SEC(".maps");
 
 // Not preallocated: a run creates its maps at start (preallocating megabytes costs milliseconds), and entries are
 // only added on a first occurrence.
@@ -38,13 +42,13 @@ struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, GHOSTRUN_BPF_MAX_PROCESSES);
     __uint(map_flags, BPF_F_NO_PREALLOC);
-    __type(key, __u32);
+    __type(key, struct ghostrun_bpf_process_key);
     __type(value, struct ghostrun_bpf_process);
 } processes SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, GHOSTRUN_BPF_COUNTER_COUNT);
+    __uint(max_entries, GHOSTRUN_BPF_COUNTER_COUNT * GHOSTRUN_BPF_MAX_RUNS);
     __type(key, __u32);
     __type(value, __u64);
 } counters SEC(".maps");
@@ -90,23 +94,27 @@ struct {
 #define NR_OPENAT2 437
 #define NR_FACCESSAT2 439
 
-static __always_inline int in_run(void) {
-    return bpf_get_current_ancestor_cgroup_id(target_cgroup_level) == target_cgroup_id;
+/// The run the current task belongs to (its own cgroup is a run's), or NULL. ghostrun's go commands stay in the
+/// run's cgroup; a process that moves into a child cgroup is no longer followed.
+static __always_inline struct ghostrun_bpf_run *current_run(void) {
+    __u64 cgroup = bpf_get_current_cgroup_id();
+    return bpf_map_lookup_elem(&runs, &cgroup);
 }
 
-static __always_inline void bump(__u32 index, __u64 by) {
+static __always_inline void bump(__u32 slot, __u32 counter, __u64 by) {
+    __u32 index = slot * GHOSTRUN_BPF_COUNTER_COUNT + counter;
     __u64 *value = bpf_map_lookup_elem(&counters, &index);
     if (value) __sync_fetch_and_add(value, by);
 }
 
-static __always_inline void count_call(__u32 tgid, __s32 nr, int failed, __u64 now) {
-    struct ghostrun_bpf_call_key key = {.tgid = tgid, .nr = nr};
+static __always_inline void count_call(__u32 slot, __u32 tgid, __s32 nr, int failed, __u64 now) {
+    struct ghostrun_bpf_call_key key = {.slot = slot, .tgid = tgid, .nr = nr, .pad = 0};
     struct ghostrun_bpf_call_value *value = bpf_map_lookup_elem(&calls, &key);
     if (!value) {
         struct ghostrun_bpf_call_value fresh = {.calls = 0, .errors = 0, .first_ns = now};
         // Another CPU may insert the same key first: then its entry is the one to add to.
         if (bpf_map_update_elem(&calls, &key, &fresh, BPF_NOEXIST) != 0 && !bpf_map_lookup_elem(&calls, &key)) {
-            bump(GHOSTRUN_BPF_LOST_KEYS, 1);
+            bump(slot, GHOSTRUN_BPF_LOST_KEYS, 1);
             return;
         }
         value = bpf_map_lookup_elem(&calls, &key);
@@ -114,7 +122,7 @@ static __always_inline void count_call(__u32 tgid, __s32 nr, int failed, __u64 n
     }
     __sync_fetch_and_add(&value->calls, 1);
     if (failed) __sync_fetch_and_add(&value->errors, 1);
-    bump(GHOSTRUN_BPF_CALLS, 1);
+    bump(slot, GHOSTRUN_BPF_CALLS, 1);
 }
 
 /// Which argument of a file syscall is its path, or -1.
@@ -144,9 +152,9 @@ static __always_inline const char *path_pointer(struct pt_regs *regs, int argume
     return 0;
 }
 
-static __always_inline void count_error(__u32 tgid, __u32 tid, __s32 nr, __s32 err, __u64 now,
+static __always_inline void count_error(__u32 slot, __u32 tgid, __u32 tid, __s32 nr, __s32 err, __u64 now,
                                         struct pt_regs *regs) {
-    struct ghostrun_bpf_error_key key = {.tgid = tgid, .nr = nr, .err = err, .pad = 0};
+    struct ghostrun_bpf_error_key key = {.slot = slot, .tgid = tgid, .nr = nr, .err = err};
     struct ghostrun_bpf_error_value *value = bpf_map_lookup_elem(&errors, &key);
     if (value) {
         __sync_fetch_and_add(&value->count, 1);
@@ -171,21 +179,22 @@ static __always_inline void count_error(__u32 tgid, __u32 tid, __s32 nr, __s32 e
     if (bpf_map_update_elem(&errors, &key, fresh, BPF_NOEXIST) != 0) {
         value = bpf_map_lookup_elem(&errors, &key);
         if (value) __sync_fetch_and_add(&value->count, 1);
-        else bump(GHOSTRUN_BPF_LOST_KEYS, 1);
+        else bump(slot, GHOSTRUN_BPF_LOST_KEYS, 1);
     }
 }
 
-static __always_inline void emit(__u32 tgid, __u32 tid, __s32 nr, __s64 ret, __u64 now, struct pt_regs *regs) {
+static __always_inline void emit(__u32 slot, __u32 tgid, __u32 tid, __s32 nr, __s64 ret, __u64 now,
+                                 struct pt_regs *regs) {
     struct ghostrun_bpf_call_record *record = bpf_ringbuf_reserve(&records, sizeof(*record), 0);
     if (!record) {
-        bump(GHOSTRUN_BPF_LOST_RECORDS, 1);
+        bump(slot, GHOSTRUN_BPF_LOST_RECORDS, 1);
         return;
     }
     record->ns = now;
     record->tgid = tgid;
     record->tid = tid;
     record->nr = nr;
-    record->pad = 0;
+    record->slot = slot;
     record->ret = ret;
     bpf_get_current_comm(record->comm, sizeof(record->comm));
     record->path[0] = 0;
@@ -201,11 +210,13 @@ static __always_inline void emit(__u32 tgid, __u32 tid, __s32 nr, __s64 ret, __u
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ghostrun_sys_enter, struct pt_regs *regs, long id) {
     if (id != NR_EXIT_GROUP && id != NR_EXIT) return 0;
-    if (!in_run()) return 0;
+    struct ghostrun_bpf_run *run = current_run();
+    if (!run) return 0;
+    __u32 slot = run->slot;
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     __u64 now = bpf_ktime_get_ns();
-    count_call(pid_tgid >> 32, id, 0, now);
-    if (emit_records) emit(pid_tgid >> 32, (__u32)pid_tgid, id, 0, now, 0);
+    count_call(slot, pid_tgid >> 32, id, 0, now);
+    if (run->emit_records) emit(slot, pid_tgid >> 32, (__u32)pid_tgid, id, 0, now, 0);
     return 0;
 }
 
@@ -213,7 +224,9 @@ int BPF_PROG(ghostrun_sys_enter, struct pt_regs *regs, long id) {
 // reaches sys_enter, but it does come through here with that errno.
 SEC("tp_btf/sys_exit")
 int BPF_PROG(ghostrun_sys_exit, struct pt_regs *regs, long ret) {
-    if (!in_run()) return 0;
+    struct ghostrun_bpf_run *run = current_run();
+    if (!run) return 0;
+    __u32 slot = run->slot;
     __s32 nr = (__s32)BPF_CORE_READ(regs, orig_ax);
     // rt_sigreturn restores the interrupted context, orig_ax included (-1), and "returns" the restored ax.
     int sigreturn = nr < 0;
@@ -222,9 +235,9 @@ int BPF_PROG(ghostrun_sys_exit, struct pt_regs *regs, long ret) {
     __u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
     __u64 now = bpf_ktime_get_ns();
     int failed = !sigreturn && ret < 0 && ret >= -4095;
-    count_call(tgid, nr, failed, now);
-    if (failed) count_error(tgid, tid, nr, (__s32)-ret, now, regs);
-    if (emit_records) emit(tgid, tid, nr, sigreturn ? 0 : ret, now, nr == NR_EXECVE && ret == 0 ? 0 : regs);
+    count_call(slot, tgid, nr, failed, now);
+    if (failed) count_error(slot, tgid, tid, nr, (__s32)-ret, now, regs);
+    if (run->emit_records) emit(slot, tgid, tid, nr, sigreturn ? 0 : ret, now, nr == NR_EXECVE && ret == 0 ? 0 : regs);
     return 0;
 }
 
@@ -255,16 +268,20 @@ static __always_inline void attest(struct task_struct *task, struct ghostrun_bpf
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(ghostrun_fork, struct task_struct *parent, struct task_struct *child) {
-    if (!in_run()) return 0;
+    struct ghostrun_bpf_run *run = current_run();
+    if (!run) return 0;
+    __u32 slot = run->slot;
     __u32 parent_tgid = BPF_CORE_READ(parent, tgid);
     __u32 child_tgid = BPF_CORE_READ(child, tgid);
+    struct ghostrun_bpf_process_key parent_key = {.slot = slot, .tgid = parent_tgid};
+    struct ghostrun_bpf_process_key child_key = {.slot = slot, .tgid = child_tgid};
     if (child_tgid == parent_tgid) {
-        bump(GHOSTRUN_BPF_THREADS, 1);
-        struct ghostrun_bpf_process *process = bpf_map_lookup_elem(&processes, &parent_tgid);
+        bump(slot, GHOSTRUN_BPF_THREADS, 1);
+        struct ghostrun_bpf_process *process = bpf_map_lookup_elem(&processes, &parent_key);
         if (process) __sync_fetch_and_add(&process->threads, 1);
         return 0;
     }
-    bump(GHOSTRUN_BPF_FORKS, 1);
+    bump(slot, GHOSTRUN_BPF_FORKS, 1);
     __u32 zero = 0;
     struct ghostrun_bpf_process *entry = bpf_map_lookup_elem(&scratch, &zero);
     if (!entry) return 0;
@@ -274,32 +291,34 @@ int BPF_PROG(ghostrun_fork, struct task_struct *parent, struct task_struct *chil
     entry->fork_ns = bpf_ktime_get_ns();
     BPF_CORE_READ_STR_INTO(&entry->comm, child, comm);
     // Until it execs, the child runs its parent's program.
-    struct ghostrun_bpf_process *parent_entry = bpf_map_lookup_elem(&processes, &parent_tgid);
+    struct ghostrun_bpf_process *parent_entry = bpf_map_lookup_elem(&processes, &parent_key);
     if (parent_entry) __builtin_memcpy(entry->exe, parent_entry->exe, sizeof(entry->exe));
     attest(child, &entry->attestation);
-    if (bpf_map_update_elem(&processes, &child_tgid, entry, BPF_ANY) != 0) bump(GHOSTRUN_BPF_LOST_KEYS, 1);
+    if (bpf_map_update_elem(&processes, &child_key, entry, BPF_ANY) != 0) bump(slot, GHOSTRUN_BPF_LOST_KEYS, 1);
     return 0;
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(ghostrun_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm) {
-    if (!in_run()) return 0;
-    bump(GHOSTRUN_BPF_EXECS, 1);
-    __u32 tgid = BPF_CORE_READ(task, tgid);
-    struct ghostrun_bpf_process *entry = bpf_map_lookup_elem(&processes, &tgid);
+    struct ghostrun_bpf_run *run = current_run();
+    if (!run) return 0;
+    __u32 slot = run->slot;
+    bump(slot, GHOSTRUN_BPF_EXECS, 1);
+    struct ghostrun_bpf_process_key key = {.slot = slot, .tgid = BPF_CORE_READ(task, tgid)};
+    struct ghostrun_bpf_process *entry = bpf_map_lookup_elem(&processes, &key);
     if (!entry) {
         // The run's first process was forked before the program was attached: it enters the map at its exec.
         __u32 zero = 0;
         entry = bpf_map_lookup_elem(&scratch, &zero);
         if (!entry) return 0;
         __builtin_memset(entry, 0, sizeof(*entry));
-        entry->tgid = tgid;
+        entry->tgid = key.tgid;
         entry->ppid = BPF_CORE_READ(task, real_parent, tgid);
         entry->fork_ns = 0;
-        if (bpf_map_update_elem(&processes, &tgid, entry, BPF_NOEXIST) != 0) {
-            bump(GHOSTRUN_BPF_LOST_KEYS, 1);
+        if (bpf_map_update_elem(&processes, &key, entry, BPF_NOEXIST) != 0) {
+            bump(slot, GHOSTRUN_BPF_LOST_KEYS, 1);
         }
-        entry = bpf_map_lookup_elem(&processes, &tgid);
+        entry = bpf_map_lookup_elem(&processes, &key);
         if (!entry) return 0;
     }
     entry->exec_ns = bpf_ktime_get_ns();
@@ -313,14 +332,18 @@ int BPF_PROG(ghostrun_exec, struct task_struct *task, pid_t old_pid, struct linu
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(ghostrun_exit, struct task_struct *task) {
-    if (!in_run()) return 0;
-    // signal->live is already decremented here: 0 means this was the process's last thread.
+    struct ghostrun_bpf_run *run = current_run();
+    if (!run) return 0;
+    // signal->live is already decremented here: 0 means the process's last thread is exiting. Threads of an
+    // exit_group exit together and several may read 0: the exit time is claimed once (compare-and-swap).
     if (BPF_CORE_READ(task, signal, live.counter) != 0) return 0;
-    bump(GHOSTRUN_BPF_EXITS, 1);
-    __u32 tgid = BPF_CORE_READ(task, tgid);
-    struct ghostrun_bpf_process *entry = bpf_map_lookup_elem(&processes, &tgid);
+    __u32 slot = run->slot;
+    struct ghostrun_bpf_process_key key = {.slot = slot, .tgid = BPF_CORE_READ(task, tgid)};
+    struct ghostrun_bpf_process *entry = bpf_map_lookup_elem(&processes, &key);
     if (!entry) return 0;
-    entry->exit_ns = bpf_ktime_get_ns();
-    entry->exit_code = BPF_CORE_READ(task, exit_code);
+    if (__sync_val_compare_and_swap(&entry->exit_ns, 0, bpf_ktime_get_ns()) != 0) return 0;
+    bump(slot, GHOSTRUN_BPF_EXITS, 1);
+    entry->exit_code = BPF_CORE_READ(task, signal, group_exit_code) ? BPF_CORE_READ(task, signal, group_exit_code)
+                                                                    : BPF_CORE_READ(task, exit_code);
     return 0;
 }

@@ -15,46 +15,46 @@ extern "C" {
 
 typedef struct ghostrun_bpf_tracer ghostrun_bpf_tracer;
 
-struct ghostrun_bpf_options {
-    /// The run's cgroup v2 id (the inode number of its directory) and its depth below the v2 root.
-    uint64_t cgroup_id;
-    uint32_t cgroup_level;
-    /// Nonzero: every call is also written to the ring buffer (`--trace-out`).
-    uint32_t emit_records;
-};
-
 /// Nonzero when this build embeds the BPF object (scripts/build-bpf.sh ran before `swift build`).
 int ghostrun_bpf_embedded(void);
 
-/// Opens, loads and attaches the programs. Returns 0, or -errno with a one-line reason in `message`.
-int ghostrun_bpf_start(const struct ghostrun_bpf_options *options, ghostrun_bpf_tracer **tracer, char *message,
-                       size_t message_length);
+/// Opens and loads the programs and maps (not attached yet). Returns 0, or -errno with a one-line reason in
+/// `message`.
+int ghostrun_bpf_load(ghostrun_bpf_tracer **tracer, char *message, size_t message_length);
+
+/// Attaches the programs to their tracepoints (links are descriptors too), or detaches them.
+int ghostrun_bpf_attach(ghostrun_bpf_tracer *tracer, char *message, size_t message_length);
+void ghostrun_bpf_detach(ghostrun_bpf_tracer *tracer);
 
 enum ghostrun_bpf_map {
     GHOSTRUN_BPF_MAP_CALLS = 0,
     GHOSTRUN_BPF_MAP_ERRORS = 1,
     GHOSTRUN_BPF_MAP_PROCESSES = 2,
     GHOSTRUN_BPF_MAP_COUNTERS = 3,
+    GHOSTRUN_BPF_MAP_RUNS = 4,
 };
 
-/// The descriptor of one of the tracer's maps, for ghostrun_bpf_next_key / ghostrun_bpf_lookup.
+/// The descriptor of one of the tracer's maps.
 int ghostrun_bpf_map_fd(ghostrun_bpf_tracer *tracer, enum ghostrun_bpf_map map);
 /// bpf(BPF_MAP_GET_NEXT_KEY): 0, or -ENOENT after the last key. `key` NULL gives the first key.
 int ghostrun_bpf_next_key(int map_fd, const void *key, void *next_key);
-/// bpf(BPF_MAP_LOOKUP_ELEM): 0 or -errno.
+/// bpf(BPF_MAP_LOOKUP_ELEM), bpf(BPF_MAP_UPDATE_ELEM) (flags BPF_ANY = 0), bpf(BPF_MAP_DELETE_ELEM): 0 or -errno.
 int ghostrun_bpf_lookup(int map_fd, const void *key, void *value);
+int ghostrun_bpf_update(int map_fd, const void *key, const void *value, uint64_t flags);
+int ghostrun_bpf_delete(int map_fd, const void *key);
 
-/// Called for each `--trace-out` record; a nonzero return stops the current poll.
+/// Called for each `--trace-out` record; a nonzero return stops the current consume.
 typedef int (*ghostrun_bpf_record_handler)(void *context, const struct ghostrun_bpf_call_record *record);
-/// Waits up to `timeout_ms` for records and hands each to `handler`. Returns how many, or -errno.
-int ghostrun_bpf_poll_records(ghostrun_bpf_tracer *tracer, int timeout_ms, ghostrun_bpf_record_handler handler,
-                              void *context);
+/// A descriptor that polls readable when the ring buffer has records (epoll), or -errno.
+int ghostrun_bpf_records_fd(ghostrun_bpf_tracer *tracer, ghostrun_bpf_record_handler handler, void *context);
+/// Hands every record available now to the handler given to ghostrun_bpf_records_fd, without waiting.
+int ghostrun_bpf_consume_records(ghostrun_bpf_tracer *tracer);
 
-/// The kernel's ids of the attached programs (for `bpftool prog show id N`), up to `capacity`; returns the count.
+/// The kernel's ids of the programs (for `bpftool prog show id N`), up to `capacity`; returns the count.
 int ghostrun_bpf_program_ids(ghostrun_bpf_tracer *tracer, uint32_t *ids, int capacity);
 
 /// Detaches and frees everything. NULL is allowed.
-void ghostrun_bpf_stop(ghostrun_bpf_tracer *tracer);
+void ghostrun_bpf_unload(ghostrun_bpf_tracer *tracer);
 
 #ifdef __cplusplus
 }

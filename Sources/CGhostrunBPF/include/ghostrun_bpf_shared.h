@@ -19,6 +19,8 @@
 #define GHOSTRUN_BPF_MAX_ERROR_KEYS 16384
 #define GHOSTRUN_BPF_MAX_PROCESSES 16384
 #define GHOSTRUN_BPF_RINGBUF_BYTES (8u << 20)
+/// Runs observed at once by one ghostrun process (one slot each).
+#define GHOSTRUN_BPF_MAX_RUNS 64
 
 /// Indexes of the `counters` array map.
 enum ghostrun_bpf_counter {
@@ -29,13 +31,28 @@ enum ghostrun_bpf_counter {
     GHOSTRUN_BPF_CALLS = 4,     // syscalls counted
     GHOSTRUN_BPF_LOST_RECORDS = 5,  // ring-buffer records that did not fit
     GHOSTRUN_BPF_LOST_KEYS = 6,     // calls, errors or processes a full map could not hold
-    GHOSTRUN_BPF_COUNTER_COUNT = 8,
+    GHOSTRUN_BPF_COUNTER_COUNT = 8,  // per run: the run's counters are at slot * COUNTER_COUNT
 };
 
-/// Key of `calls`: a process (thread group) and a syscall number.
+/// Value of `runs`, keyed by the run's cgroup v2 id (u64): the slot that keys everything of the run.
+struct ghostrun_bpf_run {
+    __u32 slot;
+    /// Nonzero: the run's calls also go to the ring buffer (`--trace-out`).
+    __u32 emit_records;
+};
+
+/// Key of `calls`: a run, a process (thread group) and a syscall number.
 struct ghostrun_bpf_call_key {
+    __u32 slot;
     __u32 tgid;
     __s32 nr;
+    __u32 pad;
+};
+
+/// Key of `processes`.
+struct ghostrun_bpf_process_key {
+    __u32 slot;
+    __u32 tgid;
 };
 
 struct ghostrun_bpf_call_value {
@@ -47,10 +64,10 @@ struct ghostrun_bpf_call_value {
 
 /// Key of `errors`: which process got which errno from which syscall.
 struct ghostrun_bpf_error_key {
+    __u32 slot;
     __u32 tgid;
     __s32 nr;
     __s32 err;
-    __u32 pad;
 };
 
 struct ghostrun_bpf_error_value {
@@ -107,13 +124,15 @@ struct ghostrun_bpf_call_record {
     __u32 tgid;
     __u32 tid;
     __s32 nr;
-    __s32 pad;
+    __u32 slot;
     __s64 ret;
     char comm[GHOSTRUN_BPF_COMM_LEN];
     char path[GHOSTRUN_BPF_PATH_LEN];
 };
 
-_Static_assert(sizeof(struct ghostrun_bpf_call_key) == 8, "call key layout");
+_Static_assert(sizeof(struct ghostrun_bpf_run) == 8, "run layout");
+_Static_assert(sizeof(struct ghostrun_bpf_call_key) == 16, "call key layout");
+_Static_assert(sizeof(struct ghostrun_bpf_process_key) == 8, "process key layout");
 _Static_assert(sizeof(struct ghostrun_bpf_call_value) == 24, "call value layout");
 _Static_assert(sizeof(struct ghostrun_bpf_error_key) == 16, "error key layout");
 _Static_assert(sizeof(struct ghostrun_bpf_error_value) == 24 + GHOSTRUN_BPF_ERRNO_PATH_LEN, "error value layout");

@@ -85,16 +85,15 @@ public struct BPFObservation: Codable, Equatable, Sendable {
 
 /// The eBPF observation backend for one run: BTF raw tracepoints on sys_enter/sys_exit and the scheduler's
 /// fork/exec/exit, filtered in the kernel by the run's cgroup v2 id, so concurrent runs never see each other.
-/// Programs, links, maps and the ring buffer are descriptors this object owns: `stop()` closes them, and if
-/// ghostrun is killed the kernel closes them with the process, which detaches the programs (nothing is pinned).
+/// The programs are loaded once per ghostrun process (`BPFPrograms`) and attached while a run is registered;
+/// programs, links, maps and the ring buffer are descriptors of this process, so if ghostrun is killed the kernel
+/// closes them, which detaches the programs (nothing is pinned).
 public final class BPFTracer: @unchecked Sendable {
-    private var tracer: OpaquePointer?
+    private let slot: UInt32
+    private let cgroupID: UInt64
     private let monotonicAtRunStart: UInt64
     private let lock = NSLock()
-    private var stopped = false
-    private var recordThread: Thread?
-    private let recordsDone = DispatchSemaphore(value: 0)
-    private var recordSink: RecordWriter?
+    private var result: BPFObservation?
 
     /// Whether this build embeds the BPF program (scripts/build-bpf.sh ran before `swift build`).
     public static var isEmbedded: Bool { ghostrun_bpf_embedded() != 0 }
@@ -108,183 +107,52 @@ public final class BPFTracer: @unchecked Sendable {
         #if !arch(x86_64)
             return "the BPF program supports x86_64 only"
         #endif
-        if getuid() != 0 { return "loading BPF programs needs root (CAP_BPF and CAP_PERFMON)" }
+        if geteuid() != 0 { return "loading BPF programs needs root (CAP_BPF and CAP_PERFMON)" }
         if access("/sys/kernel/btf/vmlinux", R_OK) != 0 {
             return "the kernel has no BTF (/sys/kernel/btf/vmlinux; CONFIG_DEBUG_INFO_BTF)"
         }
         return nil
     }
 
-    /// Loads and attaches the programs for the cgroup v2 directory `cgroupDirectory` (and its descendants).
+    /// Starts observing the cgroup v2 directory `cgroupDirectory` (the processes in it, not in its children).
     /// - Parameters:
-    ///   - v2Root: the cgroup v2 mount point, to compute the directory's depth.
     ///   - runStart: the instant times in the observation are relative to.
     ///   - traceOut: write every call as a JSON line here (`--trace-out`), through the ring buffer.
-    ///   - describe: names a process for trace lines (comm, exe → role), when traceOut is set.
-    ///   - probeOnly: load and attach with a filter that matches no cgroup (to learn whether the host can).
-    public init(cgroupDirectory: String, v2Root: String, runStart: ContinuousClock.Instant,
-                traceOut: String? = nil, workRoot: String = "", goroot: String = "", probeOnly: Bool = false) throws {
+    ///   - workRoot, goroot: to name the roles in trace lines.
+    public init(cgroupDirectory: String, runStart: ContinuousClock.Instant, traceOut: String? = nil,
+                workRoot: String = "", goroot: String = "") throws {
         if let problem = BPFTracer.hostProblem() { throw BPFUnavailable(description: problem) }
-        var cgroupID: UInt64 = 0
-        var level = 0
-        if !probeOnly {
-            var info = stat()
-            guard stat(cgroupDirectory, &info) == 0 else {
-                throw BPFUnavailable(description: "cannot stat \(cgroupDirectory): \(String(cString: strerror(errno)))")
-            }
-            let root = v2Root.hasSuffix("/") ? String(v2Root.dropLast()) : v2Root
-            guard cgroupDirectory.hasPrefix(root + "/") else {
-                throw BPFUnavailable(description: "\(cgroupDirectory) is not under the cgroup v2 mount \(root)")
-            }
-            // cgroup v2 ids are the directories' inode numbers (kernfs); the root is level 0.
-            cgroupID = UInt64(info.st_ino)
-            level = cgroupDirectory.dropFirst(root.count + 1).split(separator: "/").count
+        var info = stat()
+        guard stat(cgroupDirectory, &info) == 0 else {
+            throw BPFUnavailable(description: "cannot stat \(cgroupDirectory): \(String(cString: strerror(errno)))")
         }
+        // A cgroup v2 id is its directory's inode number (kernfs), as bpf_get_current_cgroup_id() returns it.
+        cgroupID = UInt64(info.st_ino)
         let elapsed = ContinuousClock.now - runStart
         let (seconds, attoseconds) = elapsed.components
-        monotonicAtRunStart = BPFTracer.monotonicNanoseconds()
+        let monotonicAtRunStart = BPFTracer.monotonicNanoseconds()
             &- UInt64(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
-
-        var options = ghostrun_bpf_options(cgroup_id: cgroupID, cgroup_level: UInt32(level),
-                                           emit_records: traceOut == nil ? 0 : 1)
-        var message = [CChar](repeating: 0, count: 1024)
-        var handle: OpaquePointer?
-        let status = ghostrun_bpf_start(&options, &handle, &message, message.count)
-        guard status == 0, let handle else {
-            throw BPFUnavailable(description: "cannot load the BPF program: " + String(cString: message))
+        self.monotonicAtRunStart = monotonicAtRunStart
+        let writer = try traceOut.map {
+            try RecordWriter(path: $0, monotonicAtRunStart: monotonicAtRunStart, workRoot: workRoot, goroot: goroot)
         }
-        tracer = handle
-        if let traceOut {
-            let writer = try RecordWriter(path: traceOut, monotonicAtRunStart: monotonicAtRunStart,
-                                          workRoot: workRoot, goroot: goroot)
-            recordSink = writer
-            let thread = Thread { [self] in
-                pollRecords(writer)
-                recordsDone.signal()
-            }
-            thread.name = "ghostrun-bpf-records"
-            recordThread = thread
-            thread.start()
-        }
+        slot = try BPFPrograms.shared.register(cgroupID: cgroupID, writer: writer)
     }
 
     deinit {
-        if let tracer { ghostrun_bpf_stop(tracer) }
+        if result == nil { _ = BPFPrograms.shared.unregister(slot: slot, cgroupID: cgroupID) }
     }
 
-    private var isStopping: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return stopped
-    }
-
-    private func pollRecords(_ writer: RecordWriter) {
-        let context = Unmanaged.passUnretained(writer).toOpaque()
-        while true {
-            let stopping = isStopping
-            let count = ghostrun_bpf_poll_records(tracer, stopping ? 0 : 100, { context, record in
-                guard let context, let record else { return 0 }
-                Unmanaged<RecordWriter>.fromOpaque(context).takeUnretainedValue().append(record.pointee)
-                return 0
-            }, context)
-            // After the stop request one last non-blocking poll drains what is left.
-            if stopping || count < 0 { break }
-        }
-        writer.finish()
-    }
-
-    /// Reads the maps, then detaches and frees everything. Call once, after the run's processes are gone.
+    /// Stops observing and returns what was seen. Call once the run's processes are gone; later calls return the
+    /// same observation.
     public func stop() -> BPFObservation {
         lock.lock()
-        stopped = true
-        lock.unlock()
-        if recordThread != nil { recordsDone.wait() }
-        let observation = read()
-        ghostrun_bpf_stop(tracer)
-        tracer = nil
+        defer { lock.unlock() }
+        if let result { return result }
+        let raw = BPFPrograms.shared.unregister(slot: slot, cgroupID: cgroupID)
+        let observation = raw.observation(monotonicAtRunStart: monotonicAtRunStart)
+        result = observation
         return observation
-    }
-
-    // MARK: - Reading the maps
-
-    private func milliseconds(_ ns: UInt64) -> Int {
-        ns <= monotonicAtRunStart ? 0 : Int((ns - monotonicAtRunStart) / 1_000_000)
-    }
-
-    private func entries<Key, Value>(_ map: ghostrun_bpf_map, _: Key.Type, _: Value.Type,
-                                     zero key: Key, value: Value) -> [(Key, Value)] {
-        let fd = ghostrun_bpf_map_fd(tracer, map)
-        var result: [(Key, Value)] = []
-        var current = key
-        var next = key
-        var first = true
-        var value = value
-        while true {
-            let status = first
-                ? withUnsafeMutablePointer(to: &next) { ghostrun_bpf_next_key(fd, nil, $0) }
-                : withUnsafePointer(to: &current) { c in withUnsafeMutablePointer(to: &next) { ghostrun_bpf_next_key(fd, c, $0) } }
-            if status != 0 { break }
-            first = false
-            current = next
-            if withUnsafePointer(to: &current, { c in withUnsafeMutablePointer(to: &value) { ghostrun_bpf_lookup(fd, c, $0) } }) == 0 {
-                result.append((current, value))
-            }
-        }
-        return result
-    }
-
-    private func read() -> BPFObservation {
-        let countersFD = ghostrun_bpf_map_fd(tracer, GHOSTRUN_BPF_MAP_COUNTERS)
-        var counters = [Int](repeating: 0, count: Int(GHOSTRUN_BPF_COUNTER_COUNT.rawValue))
-        for index in 0..<counters.count {
-            var key = UInt32(index)
-            var value: UInt64 = 0
-            if ghostrun_bpf_lookup(countersFD, &key, &value) == 0 { counters[index] = Int(value) }
-        }
-
-        let processes = entries(GHOSTRUN_BPF_MAP_PROCESSES, UInt32.self, ghostrun_bpf_process.self, zero: 0,
-                                value: ghostrun_bpf_process()).map { _, p -> BPFProcess in
-            let a = p.attestation
-            let exe = BPFTracer.string(p.exe)
-            return BPFProcess(
-                pid: Int32(bitPattern: p.tgid), ppid: Int32(bitPattern: p.ppid), comm: BPFTracer.string(p.comm),
-                exe: exe.isEmpty ? nil : exe, forkMs: p.fork_ns == 0 ? nil : milliseconds(p.fork_ns),
-                execMs: p.exec_ns == 0 ? nil : milliseconds(p.exec_ns),
-                exitMs: p.exit_ns == 0 ? nil : milliseconds(p.exit_ns),
-                exitStatus: p.exit_ns == 0 ? nil : p.exit_code, execs: Int(p.execs), threads: Int(p.threads),
-                attestation: BPFAttestation(
-                    capEff: a.cap_eff, capPrm: a.cap_prm, capBnd: a.cap_bnd, capInh: a.cap_inh, capAmb: a.cap_amb,
-                    uid: a.uid, euid: a.euid, gid: a.gid, noNewPrivs: Int(a.no_new_privs),
-                    seccompMode: Int(a.seccomp_mode), seccompFilters: Int(a.seccomp_filters),
-                    namespaces: ["mnt": a.ns_mnt, "pid_for_children": a.ns_pid, "net": a.ns_net, "uts": a.ns_uts,
-                                 "ipc": a.ns_ipc, "user": a.ns_user, "cgroup": a.ns_cgroup]))
-        }.sorted { ($0.forkMs ?? -1, $0.pid) < ($1.forkMs ?? -1, $1.pid) }
-
-        let calls = entries(GHOSTRUN_BPF_MAP_CALLS, ghostrun_bpf_call_key.self, ghostrun_bpf_call_value.self,
-                            zero: ghostrun_bpf_call_key(), value: ghostrun_bpf_call_value()).map { k, v in
-            BPFSyscallCount(pid: Int32(bitPattern: k.tgid), syscall: BPFTracer.syscallName(k.nr), number: k.nr,
-                            calls: Int(v.calls), errors: Int(v.errors), firstMs: milliseconds(v.first_ns))
-        }.sorted { ($0.pid, $0.number) < ($1.pid, $1.number) }
-
-        let errors = entries(GHOSTRUN_BPF_MAP_ERRORS, ghostrun_bpf_error_key.self, ghostrun_bpf_error_value.self,
-                             zero: ghostrun_bpf_error_key(), value: ghostrun_bpf_error_value()).map { k, v in
-            let path = BPFTracer.string(v.path)
-            return BPFErrorCount(
-                pid: Int32(bitPattern: k.tgid), tid: Int32(bitPattern: v.first_tid),
-                syscall: BPFTracer.syscallName(k.nr), number: k.nr,
-                errno: ErrnoName.name(of: k.err) ?? String(k.err), errnoValue: k.err, count: Int(v.count),
-                firstMs: milliseconds(v.first_ns), path: path.isEmpty ? nil : path)
-        }.sorted { ($0.firstMs, $0.pid, $0.number) < ($1.firstMs, $1.pid, $1.number) }
-
-        var ids = [UInt32](repeating: 0, count: 8)
-        let idCount = Int(ghostrun_bpf_program_ids(tracer, &ids, Int32(ids.count)))
-        return BPFObservation(
-            processes: processes, calls: calls, errors: errors,
-            forks: counters[Int(GHOSTRUN_BPF_FORKS.rawValue)], threads: counters[Int(GHOSTRUN_BPF_THREADS.rawValue)],
-            execs: counters[Int(GHOSTRUN_BPF_EXECS.rawValue)], exits: counters[Int(GHOSTRUN_BPF_EXITS.rawValue)],
-            totalCalls: counters[Int(GHOSTRUN_BPF_CALLS.rawValue)],
-            lostRecords: counters[Int(GHOSTRUN_BPF_LOST_RECORDS.rawValue)] + (recordSink?.unwritten ?? 0),
-            lostKeys: counters[Int(GHOSTRUN_BPF_LOST_KEYS.rawValue)], programIDs: Array(ids.prefix(idCount)))
     }
 
     static func syscallName(_ number: Int32) -> String {
@@ -303,6 +171,234 @@ public final class BPFTracer: @unchecked Sendable {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+}
+
+/// One run's entries, taken out of the shared maps.
+struct BPFRunEntries {
+    var counters: [Int]
+    var processes: [ghostrun_bpf_process]
+    var calls: [(ghostrun_bpf_call_key, ghostrun_bpf_call_value)]
+    var errors: [(ghostrun_bpf_error_key, ghostrun_bpf_error_value)]
+    var programIDs: [UInt32]
+    var unwrittenLines: Int
+
+    func observation(monotonicAtRunStart: UInt64) -> BPFObservation {
+        func milliseconds(_ ns: UInt64) -> Int {
+            ns <= monotonicAtRunStart ? 0 : Int((ns - monotonicAtRunStart) / 1_000_000)
+        }
+        let processes = processes.map { p -> BPFProcess in
+            let a = p.attestation
+            let exe = BPFTracer.string(p.exe)
+            return BPFProcess(
+                pid: Int32(bitPattern: p.tgid), ppid: Int32(bitPattern: p.ppid), comm: BPFTracer.string(p.comm),
+                exe: exe.isEmpty ? nil : exe, forkMs: p.fork_ns == 0 ? nil : milliseconds(p.fork_ns),
+                execMs: p.exec_ns == 0 ? nil : milliseconds(p.exec_ns),
+                exitMs: p.exit_ns == 0 ? nil : milliseconds(p.exit_ns),
+                exitStatus: p.exit_ns == 0 ? nil : p.exit_code, execs: Int(p.execs), threads: Int(p.threads),
+                attestation: BPFAttestation(
+                    capEff: a.cap_eff, capPrm: a.cap_prm, capBnd: a.cap_bnd, capInh: a.cap_inh, capAmb: a.cap_amb,
+                    uid: a.uid, euid: a.euid, gid: a.gid, noNewPrivs: Int(a.no_new_privs),
+                    seccompMode: Int(a.seccomp_mode), seccompFilters: Int(a.seccomp_filters),
+                    namespaces: ["mnt": a.ns_mnt, "pid_for_children": a.ns_pid, "net": a.ns_net, "uts": a.ns_uts,
+                                 "ipc": a.ns_ipc, "user": a.ns_user, "cgroup": a.ns_cgroup]))
+        }.sorted { ($0.forkMs ?? -1, $0.pid) < ($1.forkMs ?? -1, $1.pid) }
+        let calls = calls.map { k, v in
+            BPFSyscallCount(pid: Int32(bitPattern: k.tgid), syscall: BPFTracer.syscallName(k.nr), number: k.nr,
+                            calls: Int(v.calls), errors: Int(v.errors), firstMs: milliseconds(v.first_ns))
+        }.sorted { ($0.pid, $0.number) < ($1.pid, $1.number) }
+        let errors = errors.map { k, v in
+            let path = BPFTracer.string(v.path)
+            return BPFErrorCount(
+                pid: Int32(bitPattern: k.tgid), tid: Int32(bitPattern: v.first_tid),
+                syscall: BPFTracer.syscallName(k.nr), number: k.nr,
+                errno: ErrnoName.name(of: k.err) ?? String(k.err), errnoValue: k.err, count: Int(v.count),
+                firstMs: milliseconds(v.first_ns), path: path.isEmpty ? nil : path)
+        }.sorted { ($0.firstMs, $0.pid, $0.number) < ($1.firstMs, $1.pid, $1.number) }
+        func counter(_ which: ghostrun_bpf_counter) -> Int { counters[Int(which.rawValue)] }
+        return BPFObservation(
+            processes: processes, calls: calls, errors: errors, forks: counter(GHOSTRUN_BPF_FORKS),
+            threads: counter(GHOSTRUN_BPF_THREADS), execs: counter(GHOSTRUN_BPF_EXECS),
+            exits: counter(GHOSTRUN_BPF_EXITS), totalCalls: counter(GHOSTRUN_BPF_CALLS),
+            lostRecords: counter(GHOSTRUN_BPF_LOST_RECORDS) + unwrittenLines,
+            lostKeys: counter(GHOSTRUN_BPF_LOST_KEYS), programIDs: programIDs)
+    }
+}
+
+/// The programs and maps, loaded once per ghostrun process (a load parses the kernel's BTF and runs the verifier:
+/// tens of milliseconds) and attached only while at least one run is registered, so the host pays nothing between
+/// runs. Each run gets a slot that keys its entries in every map.
+final class BPFPrograms: @unchecked Sendable {
+    static let shared = BPFPrograms()
+
+    private let lock = NSLock()
+    private var tracer: OpaquePointer?
+    private var loadFailure: String?
+    private var attached = false
+    /// slot → the run's `--trace-out` writer (nil without one).
+    private var writers: [UInt32: RecordWriter?] = [:]
+    private var recordsThread: Thread?
+    private static let counterCount = Int(GHOSTRUN_BPF_COUNTER_COUNT.rawValue)
+
+    /// Loads the programs if needed and checks that they attach; nil when they do, else why not.
+    func probe() -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let failure = loadLocked() { return failure }
+        if attached { return nil }
+        var message = [CChar](repeating: 0, count: 1024)
+        if ghostrun_bpf_attach(tracer, &message, message.count) != 0 {
+            return "cannot attach the BPF programs: " + String(cString: message)
+        }
+        ghostrun_bpf_detach(tracer)
+        return nil
+    }
+
+    private func loadLocked() -> String? {
+        if tracer != nil { return nil }
+        if let loadFailure { return loadFailure }
+        if let problem = BPFTracer.hostProblem() {
+            loadFailure = problem
+            return problem
+        }
+        var message = [CChar](repeating: 0, count: 1024)
+        var handle: OpaquePointer?
+        if ghostrun_bpf_load(&handle, &message, message.count) != 0 || handle == nil {
+            loadFailure = "cannot load the BPF program: " + String(cString: message)
+            return loadFailure
+        }
+        tracer = handle
+        return nil
+    }
+
+    func register(cgroupID: UInt64, writer: RecordWriter?) throws -> UInt32 {
+        lock.lock()
+        defer { lock.unlock() }
+        if let failure = loadLocked() { throw BPFUnavailable(description: failure) }
+        guard let slot = (0..<UInt32(GHOSTRUN_BPF_MAX_RUNS)).first(where: { writers[$0] == nil }) else {
+            throw BPFUnavailable(description: "more than \(GHOSTRUN_BPF_MAX_RUNS) runs observed at once")
+        }
+        let counters = ghostrun_bpf_map_fd(tracer, GHOSTRUN_BPF_MAP_COUNTERS)
+        for counter in 0..<BPFPrograms.counterCount {
+            var index = slot * UInt32(BPFPrograms.counterCount) + UInt32(counter)
+            var zero: UInt64 = 0
+            _ = ghostrun_bpf_update(counters, &index, &zero, 0)
+        }
+        if writer != nil { try startRecordsLocked() }
+        var key = cgroupID
+        var run = ghostrun_bpf_run(slot: slot, emit_records: writer == nil ? 0 : 1)
+        let status = ghostrun_bpf_update(ghostrun_bpf_map_fd(tracer, GHOSTRUN_BPF_MAP_RUNS), &key, &run, 0)
+        guard status == 0 else {
+            throw BPFUnavailable(description: "cannot register the run's cgroup: \(String(cString: strerror(-status)))")
+        }
+        writers[slot] = .some(writer)
+        if !attached {
+            var message = [CChar](repeating: 0, count: 1024)
+            if ghostrun_bpf_attach(tracer, &message, message.count) != 0 {
+                _ = ghostrun_bpf_delete(ghostrun_bpf_map_fd(tracer, GHOSTRUN_BPF_MAP_RUNS), &key)
+                writers[slot] = nil
+                throw BPFUnavailable(description: "cannot attach the BPF programs: " + String(cString: message))
+            }
+            attached = true
+        }
+        return slot
+    }
+
+    /// The ring buffer is drained by one thread for every run; records carry their run's slot.
+    private func startRecordsLocked() throws {
+        guard recordsThread == nil else { return }
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        let fd = ghostrun_bpf_records_fd(tracer, { context, record in
+            guard let context, let record else { return 0 }
+            // Called inside consume, which holds the lock.
+            Unmanaged<BPFPrograms>.fromOpaque(context).takeUnretainedValue().dispatch(record.pointee)
+            return 0
+        }, context)
+        guard fd >= 0 else {
+            throw BPFUnavailable(description: "cannot open the BPF ring buffer: \(String(cString: strerror(-fd)))")
+        }
+        let thread = Thread { [self] in
+            while true {
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                if poll(&poller, 1, -1) < 0 && errno != EINTR { return }
+                lock.lock()
+                _ = ghostrun_bpf_consume_records(tracer)
+                lock.unlock()
+            }
+        }
+        thread.name = "ghostrun-bpf-records"
+        recordsThread = thread
+        thread.start()
+    }
+
+    private func dispatch(_ record: ghostrun_bpf_call_record) {
+        if let writer = writers[record.slot] ?? nil { writer.append(record) }
+    }
+
+    func unregister(slot: UInt32, cgroupID: UInt64) -> BPFRunEntries {
+        lock.lock()
+        defer { lock.unlock() }
+        var key = cgroupID
+        _ = ghostrun_bpf_delete(ghostrun_bpf_map_fd(tracer, GHOSTRUN_BPF_MAP_RUNS), &key)
+        // What the run's processes wrote before they went away is in the ring buffer already.
+        if recordsThread != nil { _ = ghostrun_bpf_consume_records(tracer) }
+        let writer = writers[slot] ?? nil
+        writer?.finish()
+        writers[slot] = nil
+
+        let countersFD = ghostrun_bpf_map_fd(tracer, GHOSTRUN_BPF_MAP_COUNTERS)
+        var counters = [Int](repeating: 0, count: BPFPrograms.counterCount)
+        for index in 0..<counters.count {
+            var key = slot * UInt32(BPFPrograms.counterCount) + UInt32(index)
+            var value: UInt64 = 0
+            if ghostrun_bpf_lookup(countersFD, &key, &value) == 0 { counters[index] = Int(value) }
+        }
+        let processes = take(GHOSTRUN_BPF_MAP_PROCESSES, ghostrun_bpf_process_key(), ghostrun_bpf_process()) {
+            $0.slot == slot
+        }.map(\.1)
+        let calls = take(GHOSTRUN_BPF_MAP_CALLS, ghostrun_bpf_call_key(), ghostrun_bpf_call_value()) { $0.slot == slot }
+        let errors = take(GHOSTRUN_BPF_MAP_ERRORS, ghostrun_bpf_error_key(), ghostrun_bpf_error_value()) {
+            $0.slot == slot
+        }
+        var ids = [UInt32](repeating: 0, count: 8)
+        let idCount = Int(ghostrun_bpf_program_ids(tracer, &ids, Int32(ids.count)))
+        if writers.isEmpty && attached {
+            // No run left: the tracepoints cost the host nothing until the next run.
+            ghostrun_bpf_detach(tracer)
+            attached = false
+        }
+        return BPFRunEntries(counters: counters, processes: processes, calls: calls, errors: errors,
+                             programIDs: Array(ids.prefix(idCount)), unwrittenLines: writer?.unwritten ?? 0)
+    }
+
+    /// The entries of `map` whose key `belongs`, removed from the map. Keys are listed first, then deleted: deleting
+    /// during a get-next-key walk would restart it.
+    private func take<Key, Value>(_ map: ghostrun_bpf_map, _ zeroKey: Key, _ zeroValue: Value,
+                                  belongs: (Key) -> Bool) -> [(Key, Value)] {
+        let fd = ghostrun_bpf_map_fd(tracer, map)
+        var keys: [Key] = []
+        var current = zeroKey
+        var next = zeroKey
+        var status = withUnsafeMutablePointer(to: &next) { ghostrun_bpf_next_key(fd, nil, $0) }
+        while status == 0 {
+            current = next
+            if belongs(current) { keys.append(current) }
+            status = withUnsafePointer(to: &current) { c in
+                withUnsafeMutablePointer(to: &next) { ghostrun_bpf_next_key(fd, c, $0) }
+            }
+        }
+        var result: [(Key, Value)] = []
+        result.reserveCapacity(keys.count)
+        for var key in keys {
+            var value = zeroValue
+            if withUnsafePointer(to: &key, { k in withUnsafeMutablePointer(to: &value) { ghostrun_bpf_lookup(fd, k, $0) } })
+                == 0
+            {
+                result.append((key, value))
+            }
+            _ = withUnsafePointer(to: &key) { ghostrun_bpf_delete(fd, $0) }
+        }
+        return result
     }
 }
 

@@ -18,17 +18,7 @@ public struct TraceBackendDecision: Sendable, Equatable {
 public enum TraceBackend {
     /// Whether ghostrun's BPF program loads and attaches here: tried once per process (a load costs ~10–30 ms),
     /// then remembered. nil when it does, else why not.
-    public static let probeFailure: String? = {
-        if let problem = BPFTracer.hostProblem() { return problem }
-        guard let v2 = CgroupHierarchies.discover().v2 else { return "no cgroup v2 hierarchy to filter by" }
-        do {
-            let tracer = try BPFTracer(cgroupDirectory: v2, v2Root: v2, runStart: .now, probeOnly: true)
-            _ = tracer.stop()
-            return nil
-        } catch {
-            return "\(error)"
-        }
-    }()
+    public static let probeFailure: String? = BPFPrograms.shared.probe()
 
     /// Decides the backend for `choice` on this host. `bpf` asked for explicitly but unavailable is an error the
     /// caller reports as bad input (exit 2) before anything runs.

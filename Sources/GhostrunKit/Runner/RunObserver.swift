@@ -39,10 +39,10 @@ extension ScenarioRunner {
         }
         // Attached before the fork: the go command's exec is its first event. Filtered by the run's cgroup id.
         var bpfTracer: BPFTracer?
-        if plan.observeWithBPF, let v2Root = options.hierarchies.v2, let v2Path = cgroup.v2Path {
+        if plan.observeWithBPF, let v2Path = cgroup.v2Path {
             do {
                 bpfTracer = try BPFTracer(
-                    cgroupDirectory: v2Path, v2Root: v2Root, runStart: start,
+                    cgroupDirectory: v2Path, runStart: start,
                     traceOut: scenario.trace != .off ? options.traceOut : nil, workRoot: work.root,
                     goroot: toolchain.goroot)
             } catch {
