@@ -42,6 +42,9 @@ struct Run: ParsableCommand {
     @Option(help: "How runs are observed and traced: bpf (in the kernel), notify (seccomp user notification), auto.")
     var traceBackend: TraceBackendChoice = .automatic
 
+    @Option(help: "Write the runs as Chrome trace-event JSON here (opens in ui.perfetto.dev).")
+    var timeline: String?
+
     @Option(
         name: .customLong("seccomp-profile"),
         help: "Run every scenario without a profile of its own under this built-in or profile file.")
@@ -118,6 +121,13 @@ struct Run: ParsableCommand {
                 allIds: allIds, shardIds: entries.map(\.id), index: shardSelection?.index ?? 1,
                 count: shardSelection?.count ?? 1))
         try reports.write(runFile)
+        if let timeline {
+            do {
+                try Timeline.render(results).write(to: URL(fileURLWithPath: timeline))
+            } catch {
+                throw fail("cannot write --timeline \(timeline): \(error)")
+            }
+        }
         reports.reportToGitHub(runFile)
         if let signalNumber = session.interruptedBy {
             FileHandle.standardError.write(Data("ghostrun: interrupted; \(results.count) of \(entries.count) results written\n".utf8))

@@ -102,9 +102,9 @@ extension CLITests {
             expect:
               outcome: ok
             """)
-        let json = temporary + "/bpf.json", traceOut = temporary + "/bpf.jsonl"
+        let json = temporary + "/bpf.json", traceOut = temporary + "/bpf.jsonl", timeline = temporary + "/t.json"
         let outcome = try ghostrun(["run", scenario, "--go-version", "1.23", "--trace-backend", "bpf", "--json", json,
-                                    "--trace-out", traceOut])
+                                    "--trace-out", traceOut, "--timeline", timeline])
         XCTAssertEqual(outcome.status, 0, outcome.stdout + outcome.stderr)
         let file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
         let result = try XCTUnwrap((file?["results"] as? [[String: Any]])?.first)
@@ -131,6 +131,18 @@ extension CLITests {
         XCTAssertTrue(denials.contains {
             $0["syscall"] as? String == "sched_getaffinity" && $0["errno"] as? String == "ENOSYS"
         }, "\(denials)")
+        // --timeline: trace-event JSON with a named track and a lifetime per process, fork flows, a rate counter.
+        let document = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: timeline)))
+        let events = try XCTUnwrap((document as? [String: Any])?["traceEvents"] as? [[String: Any]])
+        let treePids = Set(tree.compactMap { $0["pid"] as? Int })
+        let named = Set(events.filter { $0["ph"] as? String == "M" && $0["name"] as? String == "thread_name" }
+            .compactMap { $0["tid"] as? Int })
+        XCTAssertTrue(treePids.isSubset(of: named), "every process has a track")
+        let lifetimes = events.filter { $0["ph"] as? String == "X" && $0["cat"] as? String == "process" }
+        XCTAssertEqual(Set(lifetimes.compactMap { $0["tid"] as? Int }), treePids)
+        XCTAssertEqual(events.filter { $0["ph"] as? String == "s" }.count, tree.count - 1, "a fork flow per child")
+        XCTAssertTrue(events.contains { $0["ph"] as? String == "C" })
+        XCTAssertTrue(events.contains { $0["cat"] as? String == "denial" })
         // --trace-out: one JSON line per counted call.
         let lines = try String(contentsOfFile: traceOut, encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, total)
