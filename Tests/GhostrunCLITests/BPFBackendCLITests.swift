@@ -53,7 +53,9 @@ extension CLITests {
     func testBPFProgramsAreReleasedWhenGhostrunIsSigkilledOrInterrupted() throws {
         try requireBPFBackend()
         for signal in [SIGKILL, SIGINT] {
-            let scenario = write("sleepy-\(signal).yaml", """
+            let scenario = write(
+                "sleepy-\(signal).yaml",
+                """
                 name: sleepy
                 run: [sh, -c, "sleep 60"]
                 timeout: 90s
@@ -62,22 +64,26 @@ extension CLITests {
             let process = try startBackgroundGhostrun(["run", scenario, "--trace-backend", "bpf"])
             let pid = process.processIdentifier
             var held = Set<Int>()
-            XCTAssertTrue(eventually(20) {
-                held = self.programIDs(heldBy: pid)
-                return held.count >= 5
-            }, "ghostrun never loaded its programs")
+            XCTAssertTrue(
+                eventually(20) {
+                    held = self.programIDs(heldBy: pid)
+                    return held.count >= 5
+                }, "ghostrun never loaded its programs")
             XCTAssertTrue(held.allSatisfy(programLoaded))
             kill(pid, signal)
             process.waitUntilExit()
-            // Nothing pinned: the kernel frees the programs with ghostrun's last descriptor (after an RCU grace period).
-            XCTAssertTrue(eventually(10) { held.allSatisfy { !self.programLoaded($0) } },
-                          "programs \(held.filter(programLoaded)) survived signal \(signal)")
+            // Nothing pinned: the kernel frees the programs with the last descriptor (after an RCU grace period).
+            XCTAssertTrue(
+                eventually(10) { held.allSatisfy { !self.programLoaded($0) } },
+                "programs \(held.filter(programLoaded)) survived signal \(signal)")
         }
     }
 
     func testTraceBackendBPFCountsTheWholeTreeAndConfirmsThePolicyOnEveryProcess() throws {
         try requireBPFBackend()
-        let scenario = write("bpf-build.yaml", """
+        let scenario = write(
+            "bpf-build.yaml",
+            """
             name: bpf-build
             run: [go, build, -o, out/app, .]
             files:
@@ -102,11 +108,16 @@ extension CLITests {
             expect:
               outcome: ok
             """)
-        let json = temporary + "/bpf.json", traceOut = temporary + "/bpf.jsonl", timeline = temporary + "/t.json"
-        let outcome = try ghostrun(["run", scenario, "--go-version", "1.23", "--trace-backend", "bpf", "--json", json,
-                                    "--trace-out", traceOut, "--timeline", timeline])
+        let json = temporary + "/bpf.json"
+        let traceOut = temporary + "/bpf.jsonl"
+        let timeline = temporary + "/t.json"
+        let outcome = try ghostrun([
+            "run", scenario, "--go-version", "1.23", "--trace-backend", "bpf", "--json", json,
+            "--trace-out", traceOut, "--timeline", timeline,
+        ])
         XCTAssertEqual(outcome.status, 0, outcome.stdout + outcome.stderr)
-        let file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+        let file =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
         let result = try XCTUnwrap((file?["results"] as? [[String: Any]])?.first)
         let evidence = try XCTUnwrap(result["evidence"] as? [String: Any])
         let trace = try XCTUnwrap(evidence["trace"] as? [String: Any])
@@ -120,23 +131,26 @@ extension CLITests {
         XCTAssertEqual(check["source"] as? String, "bpf")
         XCTAssertEqual(check["checked_processes"] as? Int, tree.count)
         XCTAssertEqual(check["total_processes"] as? Int, tree.count)
-        XCTAssertTrue(outcome.stdout.contains("policy confirmed on \(tree.count) of \(tree.count) processes"),
-                      outcome.stdout)
+        XCTAssertTrue(
+            outcome.stdout.contains("policy confirmed on \(tree.count) of \(tree.count) processes"),
+            outcome.stdout)
         // More processes than /proc sampling catches: the compiles of a 2-package build are all there.
         let comms = tree.compactMap { $0["comm"] as? String }
         XCTAssertGreaterThanOrEqual(comms.filter { $0 == "compile" }.count, 2, "\(comms)")
         XCTAssertTrue(comms.contains("link"))
         // The errno denial was seen at sys_exit (nothing was notified), with its errno.
         let denials = try XCTUnwrap(evidence["denials"] as? [[String: Any]])
-        XCTAssertTrue(denials.contains {
-            $0["syscall"] as? String == "sched_getaffinity" && $0["errno"] as? String == "ENOSYS"
-        }, "\(denials)")
+        XCTAssertTrue(
+            denials.contains {
+                $0["syscall"] as? String == "sched_getaffinity" && $0["errno"] as? String == "ENOSYS"
+            }, "\(denials)")
         // --timeline: trace-event JSON with a named track and a lifetime per process, fork flows, a rate counter.
         let document = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: timeline)))
         let events = try XCTUnwrap((document as? [String: Any])?["traceEvents"] as? [[String: Any]])
         let treePids = Set(tree.compactMap { $0["pid"] as? Int })
-        let named = Set(events.filter { $0["ph"] as? String == "M" && $0["name"] as? String == "thread_name" }
-            .compactMap { $0["tid"] as? Int })
+        let named = Set(
+            events.filter { $0["ph"] as? String == "M" && $0["name"] as? String == "thread_name" }
+                .compactMap { $0["tid"] as? Int })
         XCTAssertTrue(treePids.isSubset(of: named), "every process has a track")
         let lifetimes = events.filter { $0["ph"] as? String == "X" && $0["cat"] as? String == "process" }
         XCTAssertEqual(Set(lifetimes.compactMap { $0["tid"] as? Int }), treePids)

@@ -12,8 +12,9 @@ final class BPFTracerTests: XCTestCase {
     }
 
     private func makeCgroup(_ sequence: Int) throws -> RunCgroup {
-        try RunCgroup(name: RunCgroup.runName(owner: getpid(), sequence: sequence, scenario: "bpf-unit"),
-                      hierarchies: .discover(), request: CgroupRequest())
+        try RunCgroup(
+            name: RunCgroup.runName(owner: getpid(), sequence: sequence, scenario: "bpf-unit"),
+            hierarchies: .discover(), request: CgroupRequest())
     }
 
     private func wait(_ pid: pid_t) -> Int32 {
@@ -35,8 +36,10 @@ final class BPFTracerTests: XCTestCase {
     }
 
     private func goEnvironment(_ root: String) -> [String] {
-        ["PATH=/usr/bin:/bin", "HOME=\(root)", "GOCACHE=\(root)/cache", "GOPATH=\(root)/gopath",
-         "GOTOOLCHAIN=local", "GOPROXY=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0"]
+        [
+            "PATH=/usr/bin:/bin", "HOME=\(root)", "GOCACHE=\(root)/cache", "GOPATH=\(root)/gopath",
+            "GOTOOLCHAIN=local", "GOPROXY=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0",
+        ]
     }
 
     func testGoBuildIsCountedAndEveryProcessAttestedWhileAConcurrentRunStaysApart() throws {
@@ -54,8 +57,9 @@ final class BPFTracerTests: XCTestCase {
         let otherTracer = try BPFTracer(cgroupDirectory: other.v2Path!, runStart: start)
 
         // The build runs under a filter, no_new_privs and a reduced capability set: the attestation must show them.
-        var plan = SpawnPlan(executable: toolchain.goBinary,
-                             arguments: ["go", "build", "-o", root + "/app", "."], environment: goEnvironment(root))
+        var plan = SpawnPlan(
+            executable: toolchain.goBinary,
+            arguments: ["go", "build", "-o", root + "/app", "."], environment: goEnvironment(root))
         plan.workdir = root + "/src"
         plan.cgroupDescriptors = build.joinDescriptors
         plan.noNewPrivs = true
@@ -64,8 +68,9 @@ final class BPFTracerTests: XCTestCase {
             request: CapabilityRequest(drop: CapabilitySet(numbers: [netRaw])), switchingToNonRoot: false)
         plan.filter = try SeccompCompiler.compile(
             SeccompPolicy(rules: [SeccompRule(syscalls: ["getppid"], action: .errno(1))]))
-        var loop = SpawnPlan(executable: "/bin/sh", arguments: ["sh", "-c", "for i in 1 2 3 4 5; do /bin/true; done"],
-                             environment: ["PATH=/usr/bin:/bin"])
+        var loop = SpawnPlan(
+            executable: "/bin/sh", arguments: ["sh", "-c", "for i in 1 2 3 4 5; do /bin/true; done"],
+            environment: ["PATH=/usr/bin:/bin"])
         loop.cgroupDescriptors = other.joinDescriptors
         let buildPid = try Spawner.spawn(plan)
         let loopPid = try Spawner.spawn(loop)
@@ -79,17 +84,20 @@ final class BPFTracerTests: XCTestCase {
         XCTAssertEqual(pids.count, seen.processes.count)
         XCTAssertTrue(pids.contains(buildPid), "go itself is missing: \(seen.processes.map(\.comm))")
         XCTAssertEqual(seen.processes.count, seen.forks + 1, "every fork in the cgroup, plus the go command")
-        XCTAssertEqual(seen.exits, seen.processes.count, "every process exited; lost \(seen.lostKeys), forks \(seen.forks), "
-            + "execs \(seen.execs), not exited: \(seen.processes.filter { $0.exitMs == nil }.map(\.comm)), "
-            + "threads \(seen.threads)")
+        XCTAssertEqual(
+            seen.exits, seen.processes.count,
+            "every process exited; lost \(seen.lostKeys), forks \(seen.forks), "
+                + "execs \(seen.execs), not exited: \(seen.processes.filter { $0.exitMs == nil }.map(\.comm)), "
+                + "threads \(seen.threads)")
         XCTAssertTrue(seen.processes.allSatisfy { $0.exitMs != nil })
         let comms = Set(seen.processes.map(\.comm))
         XCTAssertTrue(comms.isSuperset(of: ["go", "compile", "link"]), "\(comms)")
         XCTAssertGreaterThanOrEqual(seen.processes.filter { $0.comm == "compile" }.count, 2)
         XCTAssertEqual(seen.execs, seen.processes.reduce(0) { $0 + $1.execs })
-        XCTAssertTrue(seen.processes.filter { $0.comm == "compile" }.allSatisfy {
-            $0.exe?.hasPrefix(toolchain.goroot + "/pkg/tool/") ?? false
-        })
+        XCTAssertTrue(
+            seen.processes.filter { $0.comm == "compile" }.allSatisfy {
+                $0.exe?.hasPrefix(toolchain.goroot + "/pkg/tool/") ?? false
+            })
         for process in seen.processes {
             let a = process.attestation
             XCTAssertEqual(a.seccompMode, 2, "\(process.comm) \(process.pid)")
@@ -107,9 +115,10 @@ final class BPFTracerTests: XCTestCase {
         XCTAssertTrue(Set(seen.calls.map(\.pid)).isSubset(of: pids))
         XCTAssertEqual(seen.lostKeys, 0)
         let syscalls = Set(seen.calls.map(\.syscall))
-        XCTAssertTrue(syscalls.isSuperset(of: ["openat", "read", "execve", "exit_group", "clone", "mmap"]) ||
-                      syscalls.isSuperset(of: ["openat", "read", "execve", "exit_group", "clone3", "mmap"]),
-                      "\(syscalls.sorted())")
+        XCTAssertTrue(
+            syscalls.isSuperset(of: ["openat", "read", "execve", "exit_group", "clone", "mmap"])
+                || syscalls.isSuperset(of: ["openat", "read", "execve", "exit_group", "clone3", "mmap"]),
+            "\(syscalls.sorted())")
         // openat of a missing file is an ordinary error, counted by errno with its path.
         XCTAssertTrue(seen.errors.contains { $0.syscall == "openat" || $0.syscall == "newfstatat" })
 
@@ -168,8 +177,9 @@ final class BPFTracerTests: XCTestCase {
         let out = NSTemporaryDirectory() + "ghostrun-bpf-trace-\(getpid()).jsonl"
         defer { try? FileManager.default.removeItem(atPath: out) }
         let tracer = try BPFTracer(cgroupDirectory: group.v2Path!, runStart: .now, traceOut: out)
-        var plan = SpawnPlan(executable: "/bin/cat", arguments: ["cat", "/etc/hostname", "/nonexistent-ghostrun"],
-                             environment: [])
+        var plan = SpawnPlan(
+            executable: "/bin/cat", arguments: ["cat", "/etc/hostname", "/nonexistent-ghostrun"],
+            environment: [])
         plan.cgroupDescriptors = group.joinDescriptors
         plan.stdout = open("/dev/null", O_WRONLY)
         plan.stderr = plan.stdout
@@ -184,10 +194,11 @@ final class BPFTracerTests: XCTestCase {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
         XCTAssertEqual(objects.count, lines.count, "every line is a JSON object")
-        XCTAssertTrue(objects.contains {
-            $0["syscall"] as? String == "openat" && $0["path"] as? String == "/nonexistent-ghostrun"
-                && $0["errno"] as? String == "ENOENT"
-        })
+        XCTAssertTrue(
+            objects.contains {
+                $0["syscall"] as? String == "openat" && $0["path"] as? String == "/nonexistent-ghostrun"
+                    && $0["errno"] as? String == "ENOENT"
+            })
         XCTAssertTrue(objects.contains { $0["syscall"] as? String == "exit_group" && ($0["pid"] as? Int) == Int(pid) })
     }
 

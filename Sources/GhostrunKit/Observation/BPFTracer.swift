@@ -119,8 +119,10 @@ public final class BPFTracer: @unchecked Sendable {
     ///   - runStart: the instant times in the observation are relative to.
     ///   - traceOut: write every call as a JSON line here (`--trace-out`), through the ring buffer.
     ///   - workRoot, goroot: to name the roles in trace lines.
-    public init(cgroupDirectory: String, runStart: ContinuousClock.Instant, traceOut: String? = nil,
-                workRoot: String = "", goroot: String = "") throws {
+    public init(
+        cgroupDirectory: String, runStart: ContinuousClock.Instant, traceOut: String? = nil,
+        workRoot: String = "", goroot: String = ""
+    ) throws {
         if let problem = BPFTracer.hostProblem() { throw BPFUnavailable(description: problem) }
         var info = stat()
         guard stat(cgroupDirectory, &info) == 0 else {
@@ -130,7 +132,8 @@ public final class BPFTracer: @unchecked Sendable {
         cgroupID = UInt64(info.st_ino)
         let elapsed = ContinuousClock.now - runStart
         let (seconds, attoseconds) = elapsed.components
-        let monotonicAtRunStart = BPFTracer.monotonicNanoseconds()
+        let monotonicAtRunStart =
+            BPFTracer.monotonicNanoseconds()
             &- UInt64(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
         self.monotonicAtRunStart = monotonicAtRunStart
         let writer = try traceOut.map {
@@ -200,12 +203,15 @@ struct BPFRunEntries {
                     capEff: a.cap_eff, capPrm: a.cap_prm, capBnd: a.cap_bnd, capInh: a.cap_inh, capAmb: a.cap_amb,
                     uid: a.uid, euid: a.euid, gid: a.gid, noNewPrivs: Int(a.no_new_privs),
                     seccompMode: Int(a.seccomp_mode), seccompFilters: Int(a.seccomp_filters),
-                    namespaces: ["mnt": a.ns_mnt, "pid_for_children": a.ns_pid, "net": a.ns_net, "uts": a.ns_uts,
-                                 "ipc": a.ns_ipc, "user": a.ns_user, "cgroup": a.ns_cgroup]))
+                    namespaces: [
+                        "mnt": a.ns_mnt, "pid_for_children": a.ns_pid, "net": a.ns_net, "uts": a.ns_uts,
+                        "ipc": a.ns_ipc, "user": a.ns_user, "cgroup": a.ns_cgroup,
+                    ]))
         }.sorted { ($0.forkMs ?? -1, $0.pid) < ($1.forkMs ?? -1, $1.pid) }
         let calls = calls.map { k, v in
-            BPFSyscallCount(pid: Int32(bitPattern: k.tgid), syscall: BPFTracer.syscallName(k.nr), number: k.nr,
-                            calls: Int(v.calls), errors: Int(v.errors), firstMs: milliseconds(v.first_ns))
+            BPFSyscallCount(
+                pid: Int32(bitPattern: k.tgid), syscall: BPFTracer.syscallName(k.nr), number: k.nr,
+                calls: Int(v.calls), errors: Int(v.errors), firstMs: milliseconds(v.first_ns))
         }.sorted { ($0.pid, $0.number) < ($1.pid, $1.number) }
         let errors = errors.map { k, v in
             let path = BPFTracer.string(v.path)
@@ -308,12 +314,14 @@ final class BPFPrograms: @unchecked Sendable {
     private func startRecordsLocked() throws {
         guard recordsThread == nil else { return }
         let context = Unmanaged.passUnretained(self).toOpaque()
-        let fd = ghostrun_bpf_records_fd(tracer, { context, record in
-            guard let context, let record else { return 0 }
-            // Called inside consume, which holds the lock.
-            Unmanaged<BPFPrograms>.fromOpaque(context).takeUnretainedValue().dispatch(record.pointee)
-            return 0
-        }, context)
+        let fd = ghostrun_bpf_records_fd(
+            tracer,
+            { context, record in
+                guard let context, let record else { return 0 }
+                // Called inside consume, which holds the lock.
+                Unmanaged<BPFPrograms>.fromOpaque(context).takeUnretainedValue().dispatch(record.pointee)
+                return 0
+            }, context)
         guard fd >= 0 else {
             throw BPFUnavailable(description: "cannot open the BPF ring buffer: \(String(cString: strerror(-fd)))")
         }
@@ -367,14 +375,17 @@ final class BPFPrograms: @unchecked Sendable {
             ghostrun_bpf_detach(tracer)
             attached = false
         }
-        return BPFRunEntries(counters: counters, processes: processes, calls: calls, errors: errors,
-                             programIDs: Array(ids.prefix(idCount)), unwrittenLines: writer?.unwritten ?? 0)
+        return BPFRunEntries(
+            counters: counters, processes: processes, calls: calls, errors: errors,
+            programIDs: Array(ids.prefix(idCount)), unwrittenLines: writer?.unwritten ?? 0)
     }
 
     /// The entries of `map` whose key `belongs`, removed from the map. Keys are listed first, then deleted: deleting
     /// during a get-next-key walk would restart it.
-    private func take<Key, Value>(_ map: ghostrun_bpf_map, _ zeroKey: Key, _ zeroValue: Value,
-                                  belongs: (Key) -> Bool) -> [(Key, Value)] {
+    private func take<Key, Value>(
+        _ map: ghostrun_bpf_map, _ zeroKey: Key, _ zeroValue: Value,
+        belongs: (Key) -> Bool
+    ) -> [(Key, Value)] {
         let fd = ghostrun_bpf_map_fd(tracer, map)
         var keys: [Key] = []
         var current = zeroKey
@@ -391,7 +402,8 @@ final class BPFPrograms: @unchecked Sendable {
         result.reserveCapacity(keys.count)
         for var key in keys {
             var value = zeroValue
-            if withUnsafePointer(to: &key, { k in withUnsafeMutablePointer(to: &value) { ghostrun_bpf_lookup(fd, k, $0) } })
+            if withUnsafePointer(
+                to: &key, { k in withUnsafeMutablePointer(to: &value) { ghostrun_bpf_lookup(fd, k, $0) } })
                 == 0
             {
                 result.append((key, value))
@@ -427,14 +439,17 @@ final class RecordWriter: @unchecked Sendable {
     func append(_ record: ghostrun_bpf_call_record) {
         let ms = record.ns <= monotonicAtRunStart ? 0 : Int((record.ns - monotonicAtRunStart) / 1_000_000)
         let comm = BPFTracer.string(record.comm)
-        let role = roles[comm] ?? {
-            let role = ProcessRole.of(comm: comm, exe: nil, goroot: goroot, workRoot: workRoot)
-            roles[comm] = role
-            return role
-        }()
+        let role =
+            roles[comm]
+            ?? {
+                let role = ProcessRole.of(comm: comm, exe: nil, goroot: goroot, workRoot: workRoot)
+                roles[comm] = role
+                return role
+            }()
         let syscall = BPFTracer.syscallName(record.nr)
         let failed = record.ret < 0 && record.ret >= -4095
-        var line = "{\"t_ms\":\(ms),\"pid\":\(record.tgid),\"tid\":\(record.tid),\"comm\":\(jsonString(comm)),"
+        var line =
+            "{\"t_ms\":\(ms),\"pid\":\(record.tgid),\"tid\":\(record.tid),\"comm\":\(jsonString(comm)),"
             + "\"role\":\"\(role.rawValue)\",\"syscall\":\"\(syscall)\",\"ret\":\(record.ret)"
         let path = BPFTracer.string(record.path)
         if !path.isEmpty { line += ",\"path\":\(jsonString(path))" }

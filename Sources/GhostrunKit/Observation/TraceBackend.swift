@@ -33,11 +33,13 @@ public enum TraceBackend {
             return .success(TraceBackendDecision(backend: .bpf, reason: "--trace-backend bpf"))
         case .automatic:
             if let failure = probeFailure {
-                return .success(TraceBackendDecision(
-                    backend: .notify, reason: "BPF unavailable (\(failure)); seccomp user notification instead"))
+                return .success(
+                    TraceBackendDecision(
+                        backend: .notify, reason: "BPF unavailable (\(failure)); seccomp user notification instead"))
             }
-            return .success(TraceBackendDecision(
-                backend: .bpf, reason: "BPF program loads (BTF raw tracepoints, cgroup v2 filter)"))
+            return .success(
+                TraceBackendDecision(
+                    backend: .bpf, reason: "BPF program loads (BTF raw tracepoints, cgroup v2 filter)"))
         }
     }
 }
@@ -47,8 +49,9 @@ extension BPFObservation {
     func roles(goroot: String, workRoot: String) -> [Int32: ProcessRole] {
         var roles: [Int32: ProcessRole] = [:]
         for process in processes {
-            roles[process.pid] = ProcessRole.of(comm: process.comm, exe: process.exe, goroot: goroot,
-                                                workRoot: workRoot)
+            roles[process.pid] = ProcessRole.of(
+                comm: process.comm, exe: process.exe, goroot: goroot,
+                workRoot: workRoot)
         }
         return roles
     }
@@ -71,15 +74,18 @@ extension BPFObservation {
         for entry in calls where wanted?.contains(entry.syscall) ?? true {
             let role = (roles[entry.pid] ?? .other).rawValue
             total += entry.calls
-            var counts = perRole[role]?[entry.syscall]
+            var counts =
+                perRole[role]?[entry.syscall]
                 ?? TraceSummary.SyscallCalls(syscall: entry.syscall, calls: 0, errors: 0, firstMs: entry.firstMs)
             counts.calls += entry.calls
             counts.errors += entry.errors
             counts.firstMs = min(counts.firstMs, entry.firstMs)
             perRole[role, default: [:]][entry.syscall] = counts
-            var process = perProcess[entry.pid]
-                ?? TraceSummary.ProcessCalls(pid: entry.pid, comm: comms[entry.pid] ?? "?", role: role, calls: 0,
-                                             firstMs: entry.firstMs)
+            var process =
+                perProcess[entry.pid]
+                ?? TraceSummary.ProcessCalls(
+                    pid: entry.pid, comm: comms[entry.pid] ?? "?", role: role, calls: 0,
+                    firstMs: entry.firstMs)
             process.calls += entry.calls
             process.firstMs = min(process.firstMs, entry.firstMs)
             perProcess[entry.pid] = process
@@ -132,10 +138,11 @@ extension BPFObservation {
                 denials[index].role = denials[index].role ?? roles[error.pid]?.rawValue
                 continue
             }
-            denials.append(Denial(
-                pid: error.pid, comm: process?.comm ?? "?", exe: process?.exe, syscall: error.syscall,
-                syscallNumber: Int(error.number), action: "errno", errno: error.errno, timeMs: error.firstMs,
-                source: "bpf", role: roles[error.pid]?.rawValue, path: path))
+            denials.append(
+                Denial(
+                    pid: error.pid, comm: process?.comm ?? "?", exe: process?.exe, syscall: error.syscall,
+                    syscallNumber: Int(error.number), action: "errno", errno: error.errno, timeMs: error.firstMs,
+                    source: "bpf", role: roles[error.pid]?.rawValue, path: path))
         }
         return denials
     }
