@@ -3,17 +3,21 @@
 #   docker run --rm --privileged --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw ghostrun run scenarios/
 FROM swift:6.0-bookworm AS build
 RUN apt-get update -qq \
-    && apt-get install -y -qq --no-install-recommends libseccomp-dev libcap-dev pkg-config golang-go python3-pip \
+    && apt-get install -y -qq --no-install-recommends libseccomp-dev libcap-dev libbpf-dev bpftool pkg-config \
+        golang-go python3-pip \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /ghostrun
 COPY Package.swift ./
 COPY Sources Sources
 COPY Tests Tests
-RUN swift build -c release --product ghostrun
+COPY scripts scripts
+# The BPF program needs the build host's /sys/kernel/btf/vmlinux; without it the image traces through user
+# notification (build-bpf.sh says so and leaves no skeleton).
+RUN bash scripts/build-bpf.sh && swift build -c release --product ghostrun
 
 FROM swift:6.0-bookworm-slim
 RUN apt-get update -qq \
-    && apt-get install -y -qq --no-install-recommends libseccomp2 libcap2 golang-go gcc libc6-dev python3-pip \
+    && apt-get install -y -qq --no-install-recommends libseccomp2 libcap2 libbpf1 golang-go gcc libc6-dev python3-pip \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /ghostrun
 COPY scripts scripts

@@ -15,6 +15,15 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        .systemLibrary(name: "CLibBPF", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
+        // The BPF loader. bpf/ holds the BPF program itself, compiled by scripts/build-bpf.sh (clang -target bpf)
+        // into generated/ghostrun_bpf.skel.h before `swift build`; SwiftPM must not compile it for the host.
+        .target(
+            name: "CGhostrunBPF",
+            dependencies: ["CLibBPF"],
+            exclude: ["bpf"],
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
         .target(
             name: "CGhostrun",
             cSettings: [.define("_GNU_SOURCE")]
@@ -22,7 +31,7 @@ let package = Package(
         .target(
             name: "GhostrunKit",
             dependencies: [
-                "CGhostrun", "CSeccomp", "CCap",
+                "CGhostrun", "CGhostrunBPF", "CSeccomp", "CCap",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
@@ -37,7 +46,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GhostrunKitTests",
-            dependencies: ["GhostrunKit", "CGhostrun"],
+            dependencies: ["GhostrunKit", "CGhostrun", "CGhostrunBPF"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(

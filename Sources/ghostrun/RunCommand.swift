@@ -38,8 +38,14 @@ struct Run: ParsableCommand {
             """)
     var allowSkip = false
 
-    @Option(name: .customLong("trace-out"), help: "Write every syscall the supervisor sees as a JSON line here.")
+    @Option(name: .customLong("trace-out"), help: "Write every traced syscall as a JSON line here.")
     var traceOut: String?
+
+    @Option(help: "How runs are observed and traced: bpf (in the kernel), notify (seccomp user notification), auto.")
+    var traceBackend: TraceBackendChoice = .automatic
+
+    @Option(help: "Write the runs as Chrome trace-event JSON here (opens in ui.perfetto.dev).")
+    var timeline: String?
 
     @Option(
         name: .customLong("seccomp-profile"),
@@ -97,6 +103,7 @@ struct Run: ParsableCommand {
 
         var options = RunnerOptions(keepWork: keepWork)
         options.traceOut = traceOut
+        options.traceBackend = try resolveTraceBackend(traceBackend)
         let session = RunSession(options: options)
         // A watchdog sweeps this process's cgroups and temp dirs even if it is killed; leftovers of killed runs
         // are swept now.
@@ -122,6 +129,13 @@ struct Run: ParsableCommand {
             fflush(nil)
         }
         try reports.write(runFile)
+        if let timeline {
+            do {
+                try Timeline.render(results).write(to: URL(fileURLWithPath: timeline))
+            } catch {
+                throw fail("cannot write --timeline \(timeline): \(error)")
+            }
+        }
         reports.reportToGitHub(runFile)
         if let signalNumber = session.interruptedBy {
             FileHandle.standardError.write(Data("ghostrun: interrupted; \(results.count) of \(entries.count) results written\n".utf8))

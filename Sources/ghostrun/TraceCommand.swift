@@ -32,6 +32,9 @@ struct Trace: ParsableCommand {
     @Option(help: "Write the result (run file JSON) here.")
     var json: String?
 
+    @Option(help: "How syscalls are traced: bpf (in the kernel), notify (seccomp user notification), auto.")
+    var traceBackend: TraceBackendChoice = .automatic
+
     @Option(help: "Wall-clock limit, e.g. 10m.")
     var timeout: String = "30m"
 
@@ -69,6 +72,7 @@ struct Trace: ParsableCommand {
 
         var options = RunnerOptions()
         options.traceOut = traceOut
+        options.traceBackend = try resolveTraceBackend(traceBackend)
         let session = RunSession(options: options)
         session.prepareHost(executable: CommandLine.executablePath)
         let signals = session.handleSignals([SIGINT, SIGTERM])
@@ -87,3 +91,13 @@ struct Trace: ParsableCommand {
     }
 }
 
+
+extension TraceBackendChoice: ExpressibleByArgument {}
+
+/// The backend for `--trace-backend`: asking for bpf on a host that cannot load it is bad input (exit 2).
+func resolveTraceBackend(_ choice: TraceBackendChoice) throws -> TraceBackendDecision.Backend {
+    switch TraceBackend.decide(choice) {
+    case .success(let decision): return decision.backend
+    case .failure(let error): throw fail("\(error) (hint: --trace-backend notify, or see ghostrun doctor)")
+    }
+}

@@ -206,6 +206,9 @@ public struct RunObservation: Codable, Equatable, Sendable {
     public var trace: TraceSummary?
     /// Per-package and per-test results, for `go test` runs (nil for any other command).
     public var goTest: GoTestRun?
+    /// What ghostrun's BPF program saw (the exact process tree with each process's restrictions, syscall counts),
+    /// when the run was observed through BPF.
+    public var bpf: BPFObservation?
     public init(termination: Termination, durationMs: Int, stdout: String, stderr: String,
                 successArtifact: String? = nil, artifactExists: Bool? = nil, successStdout: String? = nil,
                 processes: [ProcessObservation] = [], denials: [Denial] = [], cgroup: CgroupObservation? = nil,

@@ -55,6 +55,9 @@ struct RunMonitor {
     let pid: pid_t
     /// Readable once the go command exits; -1 when pidfd_open is unavailable (the loop then sleeps).
     let pidfd: Int32
+    /// ghostrun's BPF program for this run (`RunPlan.observeWithBPF`): exact process tree, attestation, and the
+    /// calls counted in the kernel.
+    let bpfTracer: BPFTracer?
     private(set) var state: State
 
     /// Watches one run from spawn to the assembled observation.
@@ -111,10 +114,26 @@ struct RunMonitor {
             supervisorStart = SupervisorStart(socket: sockets[0], plan: supervisorPlan, runStart: start)
             supervisorStart?.begin()
         }
+        // Attached before the fork: the go command's exec is its first event. Filtered by the run's cgroup id.
+        var bpfTracer: BPFTracer?
+        if plan.observeWithBPF, let v2Path = cgroup.v2Path {
+            do {
+                bpfTracer = try BPFTracer(
+                    cgroupDirectory: v2Path, runStart: start,
+                    traceOut: scenario.trace != .off ? options.traceOut : nil, workRoot: work.root,
+                    goroot: toolchain.goroot)
+            } catch {
+                if spawn.listenerSocket >= 0 { System.close(spawn.listenerSocket) }
+                _ = supervisorStart?.finish()
+                audit?.cancel()
+                throw error
+            }
+        }
         let pid: pid_t
         do {
             pid = try Spawner.spawn(spawn, joining: cgroup)
         } catch {
+            _ = bpfTracer?.stop()
             stdout.closeWriteEnd()
             stderr.closeWriteEnd()
             if spawn.listenerSocket >= 0 { System.close(spawn.listenerSocket) }
@@ -144,6 +163,7 @@ struct RunMonitor {
         self.sampler = sampler
         self.supervisorStart = supervisorStart
         self.pid = pid
+        self.bpfTracer = bpfTracer
         self.state = State(
             schedule: FreezeSchedule(steps: plan.freezeSteps, start: start), start: start, pid: pid,
             interval: options.minimumInterval)
@@ -310,8 +330,21 @@ struct RunMonitor {
         _ = valueOrErrno { waitpid(pid, &status, 0) }
         stdout.waitForEnd(timeout: 2)
         stderr.waitForEnd(timeout: 2)
-        let trace = stopSupervisor(at: end)
+        // Every process has exited (the cgroup is gone): the exit events are in.
+        let bpfSeen = bpfTracer?.stop()
+        for process in bpfSeen?.processes ?? [] { state.seenPids.insert(process.pid) }
+        var trace = stopSupervisor(at: end)
         waitForAuditRecords(failed: termination != .exited(0))
+        if let bpfSeen {
+            let policy = plan.decisions?.policy ?? SeccompPolicy()
+            state.denials = bpfSeen.policyDenials(
+                policy: policy, goroot: toolchain.goroot, workRoot: work.root, merging: state.denials)
+            if scenario.trace != .off {
+                trace = bpfSeen.traceSummary(
+                    request: scenario.trace, goroot: toolchain.goroot, workRoot: work.root,
+                    injected: trace?.injected ?? 0)
+            }
+        }
         if let hits = pidsMaxHits, hits > 0 {
             state.events.append(CgroupEvent(timeMs: ms(end), event: "pids-max", detail: "\(hits) forks refused"))
         }
@@ -339,6 +372,7 @@ struct RunMonitor {
             // ghostrun added -json: people (and `expect.stdout`) see what plain go test prints.
             if plan.goTestOutput == .json(added: true), goTest.sawEvents { observation.stdout = goTest.plainText }
         }
+        observation.bpf = bpfSeen
         return observation
     }
 

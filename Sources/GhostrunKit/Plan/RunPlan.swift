@@ -19,10 +19,13 @@ public struct RunPlan: Sendable {
     public var requested: RequestedRestrictions
     /// The run's cgroup settings (limits and the freeze schedule's steps).
     public var cgroup: CgroupRequest
-    /// Set when the scenario traces or injects faults.
+    /// Set when the scenario injects faults, or traces through user notification.
     public var supervisor: SupervisorPlan?
     /// Set for `go test`: how its output is read (ghostrun adds `-json` when the command lacks it).
     public var goTestOutput: GoTestOutputMode?
+    /// The run is observed by ghostrun's BPF program (`RunnerOptions.traceBackend` is `bpf`): it counts the calls
+    /// and follows every process, and user notification serves only the faults.
+    public var observeWithBPF = false
     /// Whether the toolchain's files are read into the page cache before the run, so a memory limit is about the
     /// build's own memory (see `ScenarioRunner.warmPageCache`).
     public var warmPageCache: Bool
@@ -40,7 +43,7 @@ public struct RunPlan: Sendable {
     /// Throws `RunSetupError` (a program not on PATH, capabilities ghostrun lacks) and the seccomp compiler's
     /// errors; these become the run's `harness-error` (or `skipped` for `HostUnsupported`).
     public static func resolve(scenario: Scenario, toolchain: Toolchain, host: PlanHost, work: WorkDirectory,
-                               traceOut: String? = nil) throws -> RunPlan {
+                               traceOut: String? = nil, observeWithBPF: Bool = false) throws -> RunPlan {
         let substitutions = Substitutions(work: work, scenario: scenario, toolchain: toolchain)
         let (environment, path) = environment(scenario: scenario, toolchain: toolchain, host: host, work: work,
                                               substitutions: substitutions)
@@ -99,7 +102,8 @@ public struct RunPlan: Sendable {
             ?? scenario.sandbox.seccomp
         let decisions = try policy.map(SeccompDecisionTable.init)
         let supervisor = try filter(scenario: scenario, decisions: decisions, toolchain: toolchain, host: host,
-                                    work: work, substitutions: substitutions, traceOut: traceOut, spawn: &spawn)
+                                    work: work, substitutions: substitutions, traceOut: traceOut,
+                                    observeWithBPF: observeWithBPF, spawn: &spawn)
         spawn.seccompFlags |= ProfileFlags.value(of: profile?.flags ?? [])
 
         var expectedCapEff: UInt64?
@@ -111,12 +115,14 @@ public struct RunPlan: Sendable {
         let requested = RequestedRestrictions(
             seccompFilter: spawn.filter != nil, capEff: expectedCapEff, noNewPrivs: spawn.noNewPrivs,
             uid: scenario.sandbox.user?.uid)
-        return RunPlan(
+        var plan = RunPlan(
             spawn: spawn, workdir: workdir, successArtifact: successArtifact.map(absolute),
             expectArtifact: scenario.expect?.artifact.map(substitutions.expand).map(absolute), requested: requested,
             cgroup: scenario.sandbox.cgroup, supervisor: supervisor, goTestOutput: goTest?.mode,
             warmPageCache: scenario.sandbox.cgroup.memoryMax != nil, policyEvidence: profile.map { ProfileEvidence($0) },
             decisions: decisions)
+        plan.observeWithBPF = observeWithBPF
+        return plan
     }
 
     /// The child's environment in order, and the PATH ghostrun gives it: the harness's own environment minus every
@@ -155,16 +161,19 @@ public struct RunPlan: Sendable {
     /// Compiles the seccomp filter into `spawn` with its flags, and returns the supervisor plan when the scenario
     /// traces or injects faults.
     static func filter(scenario: Scenario, decisions: SeccompDecisionTable?, toolchain: Toolchain, host: PlanHost,
-                       work: WorkDirectory, substitutions: Substitutions, traceOut: String?,
+                       work: WorkDirectory, substitutions: Substitutions, traceOut: String?, observeWithBPF: Bool,
                        spawn: inout SpawnPlan) throws
         -> SupervisorPlan?
     {
-        if !scenario.faults.isEmpty || scenario.trace != .off {
+        // With the BPF backend the kernel counts every call: only faulted syscalls are notified.
+        let notifiedTrace = observeWithBPF ? TraceRequest.off : scenario.trace
+        if !scenario.faults.isEmpty || notifiedTrace != .off {
             let table = try decisions ?? SeccompDecisionTable(SeccompPolicy())
             var plan = SupervisorPlan(
                 faults: scenario.faults, seed: scenario.seed ?? 0,
-                policy: table.policy, trace: scenario.trace, goroot: toolchain.goroot,
-                workRoot: work.root, expand: substitutions.expandInFaultPath, traceOut: traceOut)
+                policy: table.policy, trace: notifiedTrace, goroot: toolchain.goroot,
+                workRoot: work.root, expand: substitutions.expandInFaultPath,
+                traceOut: observeWithBPF ? nil : traceOut)
             plan.decisions = table
             let target = host.handOverDescriptor
             spawn.filter = try SeccompCompiler.compile(table, notify: plan.notifyPlan(handOverDescriptor: target))

@@ -128,7 +128,12 @@ public enum ResultBuilder {
         evidence.trace = o.trace
         evidence.hangSnapshots = o.hangSnapshots
         evidence.goroutineDump = o.goroutineDump
-        evidence.restrictionsConfirmed = confirmRestrictions(o.processes, requested: requested)
+        if let bpf = o.bpf {
+            evidence.processTree = bpf.processes
+            evidence.restrictionsConfirmed = confirmRestrictions(bpf, requested: requested)
+        } else {
+            evidence.restrictionsConfirmed = confirmRestrictions(o.processes, requested: requested)
+        }
         evidence.tests = o.goTest?.records
         evidence.testsRunning = o.goTest.flatMap { $0.running.isEmpty ? nil : $0.running }
         return evidence
@@ -171,6 +176,34 @@ public enum ResultBuilder {
         }
         return RestrictionCheck(
             confirmed: mismatches.isEmpty, checkedProcesses: processes.count, mismatches: mismatches)
+    }
+
+    /// The same check on every process the BPF program followed, with what the kernel held at its fork and at its
+    /// last exec; the count is exact (fork/exec events, not samples), so a 20 ms compile is checked too.
+    static func confirmRestrictions(_ bpf: BPFObservation, requested: RequestedRestrictions) -> RestrictionCheck? {
+        guard !requested.isEmpty else { return nil }
+        let total = bpf.forks + (bpf.processes.contains { $0.forkMs == nil } ? 1 : 0)
+        guard !bpf.processes.isEmpty else {
+            return RestrictionCheck(confirmed: false, checkedProcesses: 0, mismatches: ["no process was seen"],
+                                    source: "bpf", totalProcesses: total)
+        }
+        var mismatches: [String] = []
+        for process in bpf.processes {
+            let a = process.attestation
+            var status = ProcStatus()
+            status.seccomp = a.seccompMode
+            status.capEff = a.capEff
+            status.noNewPrivs = a.noNewPrivs
+            status.uid = [a.uid, a.euid]
+            for problem in restrictionProblems(status, requested: requested) {
+                mismatches.append("pid \(process.pid) (\(process.comm)): \(problem)")
+            }
+        }
+        if bpf.lostKeys > 0 || bpf.processes.count != total {
+            mismatches.append("\(bpf.processes.count) processes attested of \(total) forked (map full)")
+        }
+        return RestrictionCheck(confirmed: mismatches.isEmpty, checkedProcesses: bpf.processes.count,
+                                mismatches: mismatches, source: "bpf", totalProcesses: total)
     }
 
     static func restrictionProblems(_ s: ProcStatus, requested: RequestedRestrictions) -> [String] {

@@ -149,10 +149,13 @@ public struct Evidence: Codable, Equatable, Sendable {
     public var tests: [GoTestRecord]?
     /// `go test` runs cut short: the tests that had started and not ended.
     public var testsRunning: [GoTestName]?
+    /// Every process of the run from fork to exit, with the restrictions the kernel held for it at its fork and
+    /// last exec (BPF observation only; `processes` has the /proc samples).
+    public var processTree: [BPFProcess]?
     enum CodingKeys: String, CodingKey {
         case processes, denials, firstDenial = "first_denial", cgroup, hangSnapshots = "hang_snapshots",
             goroutineDump = "goroutine_dump", restrictionsConfirmed = "restrictions_confirmed", trace, policy, tests,
-            testsRunning = "tests_running"
+            testsRunning = "tests_running", processTree = "process_tree"
     }
     public init() {}
     public func encode(to encoder: Encoder) throws {
@@ -168,6 +171,7 @@ public struct Evidence: Codable, Equatable, Sendable {
         try c.encodeIfPresent(policy, forKey: .policy)
         try c.encodeIfPresent(tests, forKey: .tests)
         try c.encodeIfPresent(testsRunning, forKey: .testsRunning)
+        try c.encodeIfPresent(processTree, forKey: .processTree)
     }
 }
 
@@ -222,13 +226,21 @@ public struct RestrictionCheck: Codable, Equatable, Sendable {
     public var confirmed: Bool
     public var checkedProcesses: Int
     public var mismatches: [String]
+    /// `bpf`: every process of the tree was checked (read by the BPF program at fork and exec); nil: the processes
+    /// the /proc sampler caught.
+    public var source: String?
+    /// With `bpf`, how many processes the run had (fork count + the go command): equal to checked_processes.
+    public var totalProcesses: Int?
     enum CodingKeys: String, CodingKey {
-        case confirmed, checkedProcesses = "checked_processes", mismatches
+        case confirmed, checkedProcesses = "checked_processes", mismatches, source, totalProcesses = "total_processes"
     }
-    public init(confirmed: Bool, checkedProcesses: Int, mismatches: [String]) {
+    public init(confirmed: Bool, checkedProcesses: Int, mismatches: [String], source: String? = nil,
+                totalProcesses: Int? = nil) {
         self.confirmed = confirmed
         self.checkedProcesses = checkedProcesses
         self.mismatches = mismatches
+        self.source = source
+        self.totalProcesses = totalProcesses
     }
 }
 

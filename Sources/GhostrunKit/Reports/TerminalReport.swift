@@ -27,7 +27,11 @@ public enum TerminalReport {
         if let evidence = keyEvidence(r) { parts.append(evidence) }
         if let check = r.evidence.restrictionsConfirmed {
             // The reviewer's question: was the policy really applied to every process?
-            let count = "\(check.checkedProcesses) process" + (check.checkedProcesses == 1 ? "" : "es")
+            var count = "\(check.checkedProcesses) process" + (check.checkedProcesses == 1 ? "" : "es")
+            if check.source == "bpf", let total = check.totalProcesses {
+                // Fork/exec events give the exact tree: say the checked count out of the real one.
+                count = "\(check.checkedProcesses) of \(total) process" + (total == 1 ? "" : "es")
+            }
             parts.append(check.confirmed ? "policy confirmed on \(count)"
                 : paint("policy NOT confirmed: " + (check.mismatches.first ?? "no process sampled"), ANSI.red, color))
         }

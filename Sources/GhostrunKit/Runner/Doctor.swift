@@ -69,6 +69,17 @@ public enum Doctor {
             fix: audit.isAvailable ? nil : "run as root so /dev/kmsg is readable (first_denial for kill and trap comes from it)",
             essential: false))
 
+        // The backend `--trace-backend auto` picks: the BPF program is really loaded once to find out.
+        let backend = TraceBackend.decide(.automatic)
+        if case .success(let decision) = backend {
+            let bpf = decision.backend == .bpf
+            checks.append(DoctorCheck(
+                name: "trace backend", ok: bpf, detail: "\(decision.backend.rawValue): \(decision.reason)",
+                fix: bpf ? nil : "install clang, libbpf-dev and bpftool (scripts/bootstrap.sh), rebuild, run as root "
+                    + "on a kernel with BTF; until then tracing costs a user-notification round trip per call",
+                essential: false))
+        }
+
         let toolchains = Toolchains.installed()
         checks.append(DoctorCheck(
             name: "go toolchains", ok: !toolchains.isEmpty,

@@ -16,6 +16,10 @@ public struct RunnerOptions: Sendable {
     public var traceOut: String?
     /// Where seccomp's kernel audit records are read (shared by every run of the process).
     public var auditLog: KernelAuditLog
+    /// `bpf`: every run is observed by ghostrun's BPF program (exact process tree and attestation; `trace:` counted
+    /// in the kernel, nothing notified) and user notification serves only `faults:`. The CLI decides it with
+    /// `TraceBackend.decide`; the library default stays with the supervisor.
+    public var traceBackend: TraceBackendDecision.Backend = .notify
 
     public init(hierarchies: CgroupHierarchies = .discover(),
                 requireHost: Bool = ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1",
@@ -109,7 +113,7 @@ public final class ScenarioRunner: Sendable {
         do {
             try WorkPreparation.apply(scenario, toolchain: toolchain, to: work)
             plan = try RunPlan.resolve(scenario: scenario, toolchain: toolchain, host: host, work: work,
-                                       traceOut: options.traceOut)
+                                       traceOut: options.traceOut, observeWithBPF: options.traceBackend == .bpf)
         } catch let error as HostUnsupported {
             return unsupportedHost(scenario, toolchain, reason: error.reason)
         } catch {

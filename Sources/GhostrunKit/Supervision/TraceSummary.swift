@@ -51,9 +51,13 @@ public struct TraceSummary: Codable, Equatable, Sendable {
     public var injected: Int
     /// Mean time the supervisor spent per notification (receive to response), in microseconds.
     public var supervisorMicrosecondsPerCall: Double
+    /// `bpf` when the calls were counted by ghostrun's BPF program (nothing notified), nil for the supervisor.
+    public var backend: String?
+    /// `--trace-out` records the BPF ring buffer had no room for (never silently dropped).
+    public var lostRecords: Int?
     enum CodingKeys: String, CodingKey {
         case notified, totalCalls = "total_calls", byRole = "by_role", byProcess = "by_process", injected,
-            supervisorMicrosecondsPerCall = "supervisor_us_per_call"
+            supervisorMicrosecondsPerCall = "supervisor_us_per_call", backend, lostRecords = "lost_records"
     }
     public init(notified: [String], totalCalls: Int, byRole: [String: [SyscallCalls]], byProcess: [ProcessCalls],
                 injected: Int, supervisorMicrosecondsPerCall: Double) {
@@ -69,9 +73,16 @@ public struct TraceSummary: Codable, Equatable, Sendable {
     public func render(limitPerRole: Int = 15) -> String {
         var lines: [String] = []
         let roles = byRole.keys.sorted { (byRole[$0]?.reduce(0) { $0 + $1.calls } ?? 0) > (byRole[$1]?.reduce(0) { $0 + $1.calls } ?? 0) }
-        lines.append("\(totalCalls) syscalls notified in \(byProcess.count) process\(byProcess.count == 1 ? "" : "es")"
-            + (injected > 0 ? ", \(injected) faults injected" : "")
-            + String(format: "; supervisor %.1f µs per call", supervisorMicrosecondsPerCall))
+        let processes = "\(byProcess.count) process\(byProcess.count == 1 ? "" : "es")"
+        if backend == "bpf" {
+            lines.append("\(totalCalls) syscalls traced by BPF in \(processes)"
+                + (injected > 0 ? ", \(injected) faults injected" : "")
+                + ((lostRecords ?? 0) > 0 ? "; \(lostRecords!) --trace-out records lost (ring buffer full)" : ""))
+        } else {
+            lines.append("\(totalCalls) syscalls notified in \(processes)"
+                + (injected > 0 ? ", \(injected) faults injected" : "")
+                + String(format: "; supervisor %.1f µs per call", supervisorMicrosecondsPerCall))
+        }
         for role in roles {
             let calls = byRole[role] ?? []
             let total = calls.reduce(0) { $0 + $1.calls }
