@@ -108,7 +108,9 @@ struct ScenarioParser {
         case "fixture":
             result.fixture = try fixture(value, path)
         case "workdir":
-            let text = try reader.nonEmptyString(value, path)
+            var text = try reader.nonEmptyString(value, path)
+            // `$WORK` and `$WORK/x` name the same directories as `.` and `x`.
+            if text == "$WORK" { text = "." } else if text.hasPrefix("$WORK/") { text = String(text.dropFirst(6)) }
             try checkRelative(text, value, path, what: "workdir", base: "$WORK")
             result.workdir = text
         case "env":
