@@ -16,6 +16,8 @@ public struct RunnerOptions: Sendable {
     public var traceOut: String?
     /// Where seccomp's kernel audit records are read (shared by every run of the process).
     public var auditLog: KernelAuditLog
+    /// `--pass-env NAME`: harness variables the go command sees besides PATH, the locale and TERM.
+    public var passEnvironment: [String] = []
 
     public init(hierarchies: CgroupHierarchies = .discover(),
                 requireHost: Bool = ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1",
@@ -47,7 +49,9 @@ public final class ScenarioRunner: Sendable {
     public init(options: RunnerOptions = RunnerOptions(), runs: ActiveRuns = ActiveRuns()) {
         self.options = options
         self.runs = runs
-        self.host = PlanHost.current()
+        var host = PlanHost.current()
+        host.passEnvironment = Set(options.passEnvironment)
+        self.host = host
     }
 
     static func takeSequence() -> Int {
