@@ -316,6 +316,71 @@ final class UntrustedScenarioTests: XCTestCase {
         XCTAssert(passed.stdoutTail.contains("secret=s3cret-value"), passed.stdoutTail)
     }
 
+    // MARK: attribution
+
+    /// Two ghostruns (two runners, two registries) at once: one run's toolchain is killed on `pidfd_open` again and
+    /// again while the other runs the same toolchain. The kills are the first run's evidence only; the builder's result shows none
+    /// (it used to take every record from the shared GOROOT as its own).
+    func testConcurrentRunsDoNotShareDenials() throws {
+        let go = try TestToolchains.require(TestToolchains.static123, "go >= 1.23")
+        try requireHost(KernelAuditLog.shared.isAvailable, "/dev/kmsg not readable")
+        let hello = """
+            files:
+              go.mod: |
+                module example.com/hello
+                go 1.19
+              main.go: |
+                package main
+                import "fmt"
+                func main() { fmt.Println("alive") }
+            """
+        // The builder's go command is held frozen for a few seconds (little CPU on a loaded machine), under a
+        // filter of its own so that it collects audit records like any filtered run.
+        let builder = try scenario("""
+            name: builder
+            run: [go, version]
+            timeout: 120s
+            sandbox:
+              seccomp:
+                rules:
+                  - {syscalls: [acct], action: errno, errno: EPERM}
+              cgroup:
+                freeze:
+                  after: 0ms
+                  hold: 4s
+            """)
+        let killed = try scenario("""
+            name: killed
+            run: [go, build, -o, out/app, .]
+            sandbox:
+              seccomp:
+                rules:
+                  - {syscalls: [pidfd_open], action: kill-process}
+            """ + "\n" + hello)
+        final class Results: @unchecked Sendable {
+            let builder = Mutex<RunResult?>(nil)
+            let killed = Mutex<[RunResult]>([])
+        }
+        let results = Results()
+        let builderDone = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let result = ScenarioRunner().run(builder, toolchain: go)
+            results.builder.withLock { $0 = result }
+            builderDone.signal()
+        }
+        let killer = ScenarioRunner()
+        while builderDone.wait(timeout: .now()) == .timedOut {
+            let result = killer.run(killed, toolchain: go)
+            results.killed.withLock { $0.append(result) }
+        }
+        let built = try XCTUnwrap(results.builder.withLock { $0 })
+        let kills = results.killed.withLock { $0 }
+        XCTAssertEqual(built.outcome, .ok, built.summary)
+        XCTAssertGreaterThan(kills.count, 1, "the builder ended before the kills overlapped it")
+        XCTAssertTrue(kills.allSatisfy { $0.evidence.firstDenial?.syscall == "pidfd_open" }, "\(kills.map(\.summary))")
+        XCTAssertEqual(built.evidence.denials.map(\.syscall), [])
+    }
+
     // MARK: Seccomp 3
 
     /// A task its filter is killing shows `Seccomp: 3` (SECCOMP_MODE_DEAD): it had the filter.

@@ -206,6 +206,8 @@ public struct RunObservation: Codable, Equatable, Sendable {
     public var trace: TraceSummary?
     /// Per-package and per-test results, for `go test` runs (nil for any other command).
     public var goTest: GoTestRun?
+    /// Audit records from the run's toolchain whose pid the run never held: dropped, not guessed (`AuditAttribution`).
+    public var unattributedAuditRecords = 0
     public init(termination: Termination, durationMs: Int, stdout: String, stderr: String,
                 successArtifact: String? = nil, artifactExists: Bool? = nil, successStdout: String? = nil,
                 processes: [ProcessObservation] = [], denials: [Denial] = [], cgroup: CgroupObservation? = nil,

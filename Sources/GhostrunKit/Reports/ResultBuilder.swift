@@ -131,6 +131,7 @@ public enum ResultBuilder {
         evidence.restrictionsConfirmed = confirmRestrictions(o.processes, requested: requested)
         evidence.tests = o.goTest?.records
         evidence.testsRunning = o.goTest.flatMap { $0.running.isEmpty ? nil : $0.running }
+        evidence.unattributedAuditRecords = o.unattributedAuditRecords > 0 ? o.unattributedAuditRecords : nil
         return evidence
     }
 

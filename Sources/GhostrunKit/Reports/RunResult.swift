@@ -149,10 +149,13 @@ public struct Evidence: Codable, Equatable, Sendable {
     public var tests: [GoTestRecord]?
     /// `go test` runs cut short: the tests that had started and not ended.
     public var testsRunning: [GoTestName]?
+    /// Seccomp audit records from the run's toolchain that no pid of the run explains (another run's, or one too
+    /// short-lived for the sampler): dropped rather than guessed, and counted here when there were any.
+    public var unattributedAuditRecords: Int?
     enum CodingKeys: String, CodingKey {
         case processes, denials, firstDenial = "first_denial", cgroup, hangSnapshots = "hang_snapshots",
             goroutineDump = "goroutine_dump", restrictionsConfirmed = "restrictions_confirmed", trace, policy, tests,
-            testsRunning = "tests_running"
+            testsRunning = "tests_running", unattributedAuditRecords = "unattributed_audit_records"
     }
     public init() {}
     public func encode(to encoder: Encoder) throws {
@@ -168,6 +171,7 @@ public struct Evidence: Codable, Equatable, Sendable {
         try c.encodeIfPresent(policy, forKey: .policy)
         try c.encodeIfPresent(tests, forKey: .tests)
         try c.encodeIfPresent(testsRunning, forKey: .testsRunning)
+        try c.encodeIfPresent(unattributedAuditRecords, forKey: .unattributedAuditRecords)
     }
 }
 
