@@ -67,7 +67,8 @@ final class UntrustedScenarioTests: XCTestCase {
     func testFilesDoNotWriteThroughASymlinkOutOfWork() throws {
         let victim = try makeVictim()
         let error = try prepare("name: t\nrun: [go, version]\nfiles:\n  out/secret: pwned\n") { work in
-            try FileManager.default.createSymbolicLink(atPath: work.work + "/out", withDestinationPath: victim.directory)
+            try FileManager.default.createSymbolicLink(
+                atPath: work.work + "/out", withDestinationPath: victim.directory)
         }
         XCTAssertNotNil(error)
         XCTAssertEqual(try String(contentsOfFile: victim.file, encoding: .utf8), "host")
@@ -336,7 +337,8 @@ final class UntrustedScenarioTests: XCTestCase {
             """
         // The builder's go command is held frozen for a few seconds (little CPU on a loaded machine), under a
         // filter of its own so that it collects audit records like any filtered run.
-        let builder = try scenario("""
+        let builder = try scenario(
+            """
             name: builder
             run: [go, version]
             timeout: 120s
@@ -349,7 +351,8 @@ final class UntrustedScenarioTests: XCTestCase {
                   after: 0ms
                   hold: 4s
             """)
-        let killed = try scenario("""
+        let killed = try scenario(
+            """
             name: killed
             run: [go, build, -o, out/app, .]
             sandbox:
@@ -387,7 +390,8 @@ final class UntrustedScenarioTests: XCTestCase {
     func testSeccompModeDeadConfirmsTheFilter() {
         var status = ProcStatus()
         status.seccomp = 3
-        XCTAssertEqual(ResultBuilder.restrictionProblems(status, requested: RequestedRestrictions(seccompFilter: true)), [])
+        XCTAssertEqual(
+            ResultBuilder.restrictionProblems(status, requested: RequestedRestrictions(seccompFilter: true)), [])
         status.seccomp = 0
         XCTAssertEqual(
             ResultBuilder.restrictionProblems(status, requested: RequestedRestrictions(seccompFilter: true)).count, 1)

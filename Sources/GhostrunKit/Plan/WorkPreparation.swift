@@ -16,8 +16,9 @@ public enum WorkPreparation {
             restricted = try FixtureTree.copy(from: source, into: directory)
         }
         for (path, content) in scenario.files {
-            try directory.writeFile(ConfinedDirectory.relative(path, work: work.work),
-                                    Array(substitutions.expand(content).utf8))
+            try directory.writeFile(
+                ConfinedDirectory.relative(path, work: work.work),
+                Array(substitutions.expand(content).utf8))
         }
         if let user = scenario.sandbox.user {
             try chown(directory, uid: user.uid, gid: user.gid, except: restricted)

@@ -62,13 +62,18 @@ public struct WorkDirectory: Sendable {
             unlinkat(parent, name, 0)
             return
         }
-        guard case .success(let fd) = valueOrErrno({ openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) })
+        guard
+            case .success(let fd) = valueOrErrno({
+                openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            })
         else { return }
         fchmod(fd, 0o700)
         var names: [String] = []
         if let stream = fdopendir(dup(fd)) {
             while let entry = readdir(stream) {
-                let child = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                let child = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+                }
                 if child != "." && child != ".." { names.append(child) }
             }
             closedir(stream)
@@ -102,14 +107,19 @@ public struct WorkDirectory: Sendable {
         guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid() else { return nil }
         guard case .success(let directory) = System.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) else { return nil }
         defer { System.close(directory) }
-        guard case .success(let fd) = valueOrErrno({ openat(directory, markerName, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) })
+        guard
+            case .success(let fd) = valueOrErrno({
+                openat(directory, markerName, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            })
         else { return nil }
         defer { System.close(fd) }
         var markerInfo = stat()
         guard fstat(fd, &markerInfo) == 0, markerInfo.st_mode & S_IFMT == S_IFREG, markerInfo.st_uid == geteuid()
         else { return nil }
         var buffer = [UInt8](repeating: 0, count: 64)
-        guard case .success(let count) = buffer.withUnsafeMutableBytes({ System.read(fd, into: $0) }) else { return nil }
+        guard case .success(let count) = buffer.withUnsafeMutableBytes({ System.read(fd, into: $0) }) else {
+            return nil
+        }
         let fields = String(decoding: buffer[..<count], as: UTF8.self).split(whereSeparator: \.isWhitespace)
         guard fields.count == 2, let pid = Int32(fields[0]), let started = UInt64(fields[1]) else { return nil }
         return (pid, started)

@@ -23,7 +23,9 @@ struct ConfinedDirectory: ~Copyable {
     static func relative(_ text: String, work: String) -> String {
         var rest = text
         if rest == "$WORK" || rest == work { return "." }
-        if rest.hasPrefix("$WORK/") { rest = String(rest.dropFirst(6)) } else if rest.hasPrefix(work + "/") {
+        if rest.hasPrefix("$WORK/") {
+            rest = String(rest.dropFirst(6))
+        } else if rest.hasPrefix(work + "/") {
             rest = String(rest.dropFirst(work.count + 1))
         }
         let components = rest.split(separator: "/").filter { $0 != "." }
