@@ -320,8 +320,8 @@ final class UntrustedScenarioTests: XCTestCase {
     // MARK: attribution
 
     /// Two ghostruns (two runners, two registries) at once: one run's toolchain is killed on `pidfd_open` again and
-    /// again while the other runs the same toolchain. The kills are the first run's evidence only; the builder's result shows none
-    /// (it used to take every record from the shared GOROOT as its own).
+    /// again while the other runs the same toolchain. The kills are the first run's evidence only; the other's
+    /// result shows none (it used to take every record from the shared GOROOT as its own).
     func testConcurrentRunsDoNotShareDenials() throws {
         let go = try TestToolchains.require(TestToolchains.static123, "go >= 1.23")
         try requireHost(KernelAuditLog.shared.isAvailable, "/dev/kmsg not readable")
