@@ -380,7 +380,14 @@ final class UntrustedScenarioTests: XCTestCase {
         let kills = results.killed.withLock { $0 }
         XCTAssertEqual(built.outcome, .ok, built.summary)
         XCTAssertGreaterThan(kills.count, 1, "the builder ended before the kills overlapped it")
-        XCTAssertTrue(kills.allSatisfy { $0.evidence.firstDenial?.syscall == "pidfd_open" }, "\(kills.map(\.summary))")
+        // Each kill run shows at most its own one denial; a record that arrives after its run has ended is dropped
+        // (counted), never given to the next run, so most, not necessarily all, kill runs show theirs.
+        XCTAssertTrue(
+            kills.allSatisfy {
+                $0.evidence.denials.count <= 1 && $0.evidence.denials.allSatisfy { $0.syscall == "pidfd_open" }
+            },
+            "\(kills.map(\.summary))")
+        XCTAssertGreaterThan(kills.filter { $0.evidence.firstDenial?.syscall == "pidfd_open" }.count, kills.count / 2)
         XCTAssertEqual(built.evidence.denials.map(\.syscall), [])
     }
 
