@@ -1,6 +1,8 @@
 // The values and layouts CGhostrunKernel.h promises, from the kernel's UAPI headers.
 #include "CGhostrun.h"
 
+#define _GNU_SOURCE 1
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/netlink.h>
 #include <linux/seccomp.h>
@@ -39,6 +41,8 @@ const int GHOSTRUN_RLIMIT_STACK = RLIMIT_STACK;
 const int GHOSTRUN_RLIMIT_CORE = RLIMIT_CORE;
 const int GHOSTRUN_RLIMIT_RSS = RLIMIT_RSS;
 const int GHOSTRUN_RLIMIT_NPROC = RLIMIT_NPROC;
+const int GHOSTRUN_O_PATH = O_PATH;
+const int GHOSTRUN_AT_EMPTY_PATH = AT_EMPTY_PATH;
 const int GHOSTRUN_RLIMIT_NOFILE = RLIMIT_NOFILE;
 const int GHOSTRUN_RLIMIT_MEMLOCK = RLIMIT_MEMLOCK;
 const int GHOSTRUN_RLIMIT_AS = RLIMIT_AS;

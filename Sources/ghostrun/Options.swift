@@ -23,6 +23,9 @@ struct MatrixSelection: ParsableArguments {
     @Option(help: "Only scenarios whose name matches this regular expression.")
     var filter: String?
 
+    @Flag(help: "Let `fixture:` name any host directory, not only one in the scenario's repository.")
+    var allowHostFixtures = false
+
     func validate() throws {
         if let filter, (try? NSRegularExpression(pattern: filter)) == nil {
             throw ValidationError("--filter \(filter): not a valid regular expression")
@@ -33,7 +36,8 @@ struct MatrixSelection: ParsableArguments {
     func entries(defaultPaths: [String] = []) throws -> [MatrixEntry] {
         let scenarios: [Scenario]
         do {
-            scenarios = try ScenarioLoader.load(paths: paths.isEmpty ? defaultPaths : paths)
+            scenarios = try ScenarioLoader.load(
+                paths: paths.isEmpty ? defaultPaths : paths, allowHostFixtures: allowHostFixtures)
         } catch {
             throw fail("\(error)")
         }

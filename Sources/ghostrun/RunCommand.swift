@@ -31,6 +31,13 @@ struct Run: ParsableCommand {
     @Flag(help: "Keep each run's $WORK directory (printed) for debugging.")
     var keepWork = false
 
+    @Option(
+        name: .customLong("pass-env"),
+        help: ArgumentHelp(
+            "Pass this variable of ghostrun's environment to the go command (repeatable); by default it sees only "
+                + "PATH, the locale (LANG, LANGUAGE, LC_*) and TERM besides the Go settings."))
+    var passEnv: [String] = []
+
     @Flag(
         help: """
             Accept results skipped because the host lacks a feature. Without it, a scenario with `expect:` that is \
@@ -104,6 +111,7 @@ struct Run: ParsableCommand {
         var options = RunnerOptions(keepWork: keepWork)
         options.traceOut = traceOut
         options.traceBackend = try resolveTraceBackend(traceBackend)
+        options.passEnvironment = passEnv
         let session = RunSession(options: options)
         // A watchdog sweeps this process's cgroups and temp dirs even if it is killed; leftovers of killed runs
         // are swept now.

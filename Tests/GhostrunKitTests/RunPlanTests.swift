@@ -25,20 +25,37 @@ final class RunPlanTests: XCTestCase {
         try XCTUnwrap(ScenarioLoader.parse(text: "name: t\n" + yaml, file: "/s/t.yaml").first)
     }
 
-    func testEnvironmentOrderDropsGoVariablesThenAddsPrivateGoSettingsThenScenarioEnv() throws {
+    func testEnvironmentOrderKeepsLocaleAndTermThenAddsPrivateGoSettingsThenScenarioEnv() throws {
         let environment = ["PATH": "/usr/bin", "GOFLAGS": "-x", "GOPATH": "/root/go", "HOME": "/root", "ZED": "1",
-                           "ALPHA": "2", "CGO_ENABLED": "1", "XDG_CACHE_HOME": "/c"]
+                           "ALPHA": "2", "CGO_ENABLED": "1", "XDG_CACHE_HOME": "/c", "LANG": "C.UTF-8",
+                           "LC_ALL": "C", "TERM": "xterm"]
         let plan = try RunPlan.resolve(
             scenario: scenario("run: [go, version]\nenv:\n  HOME: null\n  CACHE: $WORK/cache\n  ALPHA: ${GOROOT}/a\n"),
             toolchain: toolchain, host: host(environment: environment), work: work)
         XCTAssertEqual(plan.spawn.environment, [
-            "ZED=1", "PATH=/go/bin:/usr/bin", "GOCACHE=\(work.gocache)", "GOPATH=\(work.gopath)",
+            "LANG=C.UTF-8", "LC_ALL=C", "TERM=xterm", "PATH=/go/bin:/usr/bin", "GOCACHE=\(work.gocache)", "GOPATH=\(work.gopath)",
             "GOTMPDIR=\(work.gotmpdir)", "GOTRACEBACK=all", "GOTOOLCHAIN=local", "GOPROXY=off",
             "GOFLAGS=-mod=mod", "CACHE=\(work.work)/cache", "ALPHA=/go/a",
         ])
         XCTAssertEqual(plan.spawn.executable, "/go/bin/go")
         XCTAssertEqual(plan.spawn.arguments, ["go", "version"])
         XCTAssertEqual(plan.workdir, work.work)
+    }
+
+    /// Issue 14: a secret in the harness's environment never reaches a stranger's scenario unless passed by name;
+    /// a passed name ghostrun sets itself keeps ghostrun's value.
+    func testHarnessSecretsStayOutUnlessPassedByName() throws {
+        let environment = ["PATH": "/usr/bin", "CI_TOKEN": "s3cret", "AWS_SECRET_ACCESS_KEY": "k", "HOME": "/root"]
+        let plain = try RunPlan.resolve(scenario: scenario("run: [go, version]\n"), toolchain: toolchain,
+                                        host: host(environment: environment), work: work)
+        XCTAssertFalse(plain.spawn.environment.contains { $0.contains("s3cret") || $0.hasPrefix("AWS_") })
+        var passing = host(environment: environment)
+        passing.passEnvironment = ["CI_TOKEN", "HOME"]
+        let passed = try RunPlan.resolve(scenario: scenario("run: [go, version]\n"), toolchain: toolchain,
+                                         host: passing, work: work)
+        XCTAssertTrue(passed.spawn.environment.contains("CI_TOKEN=s3cret"))
+        XCTAssertFalse(passed.spawn.environment.contains { $0.hasPrefix("AWS_") })
+        XCTAssertEqual(passed.spawn.environment.filter { $0.hasPrefix("HOME=") }, ["HOME=\(work.home)"])
     }
 
     func testEnvClearKeepsOnlyPathAndNetworkSettingsAndInheritKeepsEverything() throws {

@@ -120,3 +120,8 @@ const char *ghostrun_errno_name(int index, int *value_out);
 pid_t ghostrun_spawn_reaper(const char *path, char *const *argv, int read_fd);
 
 #endif
+
+/// openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS (Linux 5.6+): `path` is resolved beneath `dirfd` and
+/// no step may leave it, through `..`, an absolute symlink or a /proc magic link. Glibc has no wrapper.
+/// Returns the descriptor, or -1 with errno set.
+int ghostrun_openat_beneath(int dirfd, const char *path, int flags, unsigned int mode);

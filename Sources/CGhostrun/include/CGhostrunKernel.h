@@ -44,6 +44,9 @@ extern const int GHOSTRUN_RLIMIT_STACK;
 extern const int GHOSTRUN_RLIMIT_CORE;
 extern const int GHOSTRUN_RLIMIT_RSS;
 extern const int GHOSTRUN_RLIMIT_NPROC;
+/// open(2) O_PATH and AT_EMPTY_PATH, which Glibc does not export to Swift.
+extern const int GHOSTRUN_O_PATH;
+extern const int GHOSTRUN_AT_EMPTY_PATH;
 extern const int GHOSTRUN_RLIMIT_NOFILE;
 extern const int GHOSTRUN_RLIMIT_MEMLOCK;
 extern const int GHOSTRUN_RLIMIT_AS;

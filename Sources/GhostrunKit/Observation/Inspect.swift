@@ -136,7 +136,9 @@ public struct InspectReport: Codable, Equatable, Sendable {
         "R": "running", "S": "sleeping", "D": "disk sleep", "T": "stopped", "t": "tracing stop", "Z": "zombie",
         "X": "dead", "I": "idle", "P": "parked", "K": "wakekill", "W": "waking",
     ]
-    static let seccompModes: [Int: String] = [0: "disabled", 1: "strict", 2: "filter"]
+    static let seccompModes: [Int: String] = [
+        0: "disabled", 1: "strict", 2: "filter", 3: "dead (its seccomp filter is killing it)",
+    ]
 
     /// Aligned lines for the terminal.
     public func text() -> String {

@@ -209,6 +209,8 @@ public struct RunObservation: Codable, Equatable, Sendable {
     /// What ghostrun's BPF program saw (the exact process tree with each process's restrictions, syscall counts),
     /// when the run was observed through BPF.
     public var bpf: BPFObservation?
+    /// Audit records from the run's toolchain whose pid the run never held: dropped, not guessed (`AuditAttribution`).
+    public var unattributedAuditRecords = 0
     public init(termination: Termination, durationMs: Int, stdout: String, stderr: String,
                 successArtifact: String? = nil, artifactExists: Bool? = nil, successStdout: String? = nil,
                 processes: [ProcessObservation] = [], denials: [Denial] = [], cgroup: CgroupObservation? = nil,

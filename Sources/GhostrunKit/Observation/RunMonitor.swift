@@ -23,15 +23,19 @@ struct RunMonitor {
         var cpuHistory: [(ContinuousClock.Instant, UInt64)] = []
         var denials: [Denial] = []
         var seenPids: Set<Int32>
+        /// Which audit records are this run's (its pids, its tree), and how many of its toolchain's were not.
+        var attribution: AuditAttribution
         var snapshots: [HangSnapshot] = []
         var goroutineDump: String?
         var cpuMovingAtEnd = false
         var interval: Duration
 
-        init(schedule: FreezeSchedule, start: ContinuousClock.Instant, pid: pid_t, interval: Duration) {
+        init(schedule: FreezeSchedule, start: ContinuousClock.Instant, pid: pid_t, interval: Duration,
+             attribution: AuditAttribution) {
             self.schedule = schedule
             self.lastProgress = start
             self.seenPids = [pid]
+            self.attribution = attribution
             self.interval = interval
         }
     }
@@ -166,7 +170,8 @@ struct RunMonitor {
         self.bpfTracer = bpfTracer
         self.state = State(
             schedule: FreezeSchedule(steps: plan.freezeSteps, start: start), start: start, pid: pid,
-            interval: options.minimumInterval)
+            interval: options.minimumInterval,
+            attribution: AuditAttribution(workRoot: work.root, goroot: toolchain.goroot))
         self.pidfd = ghostrun_pidfd_open(pid, 0)
     }
 
@@ -206,7 +211,10 @@ struct RunMonitor {
 
     /// Samples `/proc` for the cgroup's processes and takes in the audit records that arrived.
     mutating func sample() -> ProcessSampler.SampleRound {
-        let sample = sampler.sample(pids: cgroup.pids())
+        // Every member of the cgroup this round is the run's, sampled or not: audit records are attributed by it.
+        let members = cgroup.pids()
+        state.seenPids.formUnion(members)
+        let sample = sampler.sample(pids: members)
         for process in sample.newProcesses { state.seenPids.insert(process.pid) }
         collectDenials()
         return sample
@@ -297,17 +305,10 @@ struct RunMonitor {
     /// Takes in the kernel's seccomp audit records that belong to this run.
     mutating func collectDenials() {
         guard let audit else { return }
-        let exclusiveGoroot = runs.runsUsing(goroot: toolchain.goroot) <= 1
-        // user-notif records only repeat what the supervisor saw first-hand.
-        for record in audit.drain() where record.action != "user-notif" {
-            let exe = record.exe ?? ""
-            let ours = state.seenPids.contains(record.pid) || exe.hasPrefix(work.root)
-                || (exclusiveGoroot && exe.hasPrefix(toolchain.goroot))
-            // The decision table names the rule that decided, as the supervisor does for its own denials.
-            if ours {
-                state.denials.append(record.denial(runStartKernelUsec: kernelStartUsec).attributed(to: plan.decisions))
-            }
-        }
+        // The decision table names the rule that decided, as the supervisor does for its own denials.
+        state.denials += state.attribution.denials(
+            from: audit.drain(), pids: state.seenPids, runStartKernelUsec: kernelStartUsec
+        ).map { $0.attributed(to: plan.decisions) }
     }
 
     // MARK: The end
@@ -367,6 +368,7 @@ struct RunMonitor {
             cpuMovingAtEnd: state.cpuMovingAtEnd, rootPid: pid)
         observation.expectArtifactExists = plan.expectArtifact.map { FileManager.default.fileExists(atPath: $0) }
         observation.trace = trace
+        observation.unattributedAuditRecords = state.attribution.unattributed
         if let goTest {
             observation.goTest = goTest.finish()
             // ghostrun added -json: people (and `expect.stdout`) see what plain go test prints.

@@ -6,6 +6,8 @@ import Foundation
 public struct PlanHost: Sendable {
     /// ghostrun's own environment (the child's starts from it unless `env_clear`).
     public var environment: [String: String]
+    /// `--pass-env NAME`: variables of `environment` passed to the child besides the base ones.
+    public var passEnvironment: Set<String> = []
     /// The running kernel's major and minor release, e.g. (6, 1).
     public var kernel: (major: Int, minor: Int)
     /// The capabilities ghostrun can hand on (its permitted set within its bounding set).

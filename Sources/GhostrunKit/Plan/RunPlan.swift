@@ -125,8 +125,18 @@ public struct RunPlan: Sendable {
         return plan
     }
 
-    /// The child's environment in order, and the PATH ghostrun gives it: the harness's own environment minus every
-    /// GO* variable, then the network-safe, private Go settings, then the scenario's `env:`.
+    /// Which of the harness's variables reach the child: the locale (`LANG`, `LANGUAGE`, `LC_*`), `TERM`, and the
+    /// names given with `--pass-env` (`PATH` is always set, toolchain first).
+    static func baseEnvironmentNames(host: PlanHost) -> Set<String> {
+        var names: Set<String> = Set(["LANG", "LANGUAGE", "TERM"]).union(host.passEnvironment)
+        names.formUnion(host.environment.keys.filter { $0.hasPrefix("LC_") })
+        names.remove("PATH")
+        return names
+    }
+
+    /// The child's environment in order, and the PATH ghostrun gives it: the harness's locale, TERM and
+    /// `--pass-env` variables (all of its environment under `ghostrun trace`), then the network-safe, private Go
+    /// settings, then the scenario's `env:`.
     static func environment(scenario: Scenario, toolchain: Toolchain, host: PlanHost, work: WorkDirectory,
                             substitutions: Substitutions) -> (environment: [(String, String)], path: String) {
         var environment: [(String, String)] = []
@@ -139,10 +149,9 @@ public struct RunPlan: Sendable {
         } else if scenario.envClear {
             environment = [("PATH", path)]
         } else {
-            environment = host.environment.filter {
-                !$0.key.hasPrefix("GO") && $0.key != "PATH" && $0.key != "HOME" && $0.key != "XDG_CACHE_HOME"
-                    && $0.key != "CGO_ENABLED"
-            }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            // A scenario is a stranger's code: it sees the harness's locale and terminal, not its secrets.
+            environment = host.environment.filter { baseEnvironmentNames(host: host).contains($0.key) }
+                .sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             environment.append(("PATH", path))
             environment += [("GOCACHE", work.gocache), ("GOPATH", work.gopath), ("GOTMPDIR", work.gotmpdir),
                             ("HOME", work.home), ("GOTRACEBACK", "all")]
@@ -151,6 +160,9 @@ public struct RunPlan: Sendable {
         if !scenario.inheritEnvironment {
             environment += [("GOTOOLCHAIN", "local"), ("GOPROXY", "off"), ("GOFLAGS", "-mod=mod")]
         }
+        // A passed variable that ghostrun sets itself (HOME, GOFLAGS...) keeps ghostrun's value.
+        var seen: Set<String> = []
+        environment = environment.reversed().filter { seen.insert($0.0).inserted }.reversed()
         for (name, value) in scenario.env {
             environment.removeAll { $0.0 == name }
             if let value { environment.append((name, substitutions.expand(value))) }

@@ -152,10 +152,14 @@ public struct Evidence: Codable, Equatable, Sendable {
     /// Every process of the run from fork to exit, with the restrictions the kernel held for it at its fork and
     /// last exec (BPF observation only; `processes` has the /proc samples).
     public var processTree: [BPFProcess]?
+    /// Seccomp audit records from the run's toolchain that no pid of the run explains (another run's, or one too
+    /// short-lived for the sampler): dropped rather than guessed, and counted here when there were any.
+    public var unattributedAuditRecords: Int?
     enum CodingKeys: String, CodingKey {
         case processes, denials, firstDenial = "first_denial", cgroup, hangSnapshots = "hang_snapshots",
             goroutineDump = "goroutine_dump", restrictionsConfirmed = "restrictions_confirmed", trace, policy, tests,
-            testsRunning = "tests_running", processTree = "process_tree"
+            testsRunning = "tests_running", processTree = "process_tree",
+            unattributedAuditRecords = "unattributed_audit_records"
     }
     public init() {}
     public func encode(to encoder: Encoder) throws {
@@ -172,6 +176,7 @@ public struct Evidence: Codable, Equatable, Sendable {
         try c.encodeIfPresent(tests, forKey: .tests)
         try c.encodeIfPresent(testsRunning, forKey: .testsRunning)
         try c.encodeIfPresent(processTree, forKey: .processTree)
+        try c.encodeIfPresent(unattributedAuditRecords, forKey: .unattributedAuditRecords)
     }
 }
 

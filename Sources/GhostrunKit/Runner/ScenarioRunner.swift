@@ -20,6 +20,8 @@ public struct RunnerOptions: Sendable {
     /// in the kernel, nothing notified) and user notification serves only `faults:`. The CLI decides it with
     /// `TraceBackend.decide`; the library default stays with the supervisor.
     public var traceBackend: TraceBackendDecision.Backend = .notify
+    /// `--pass-env NAME`: harness variables the go command sees besides PATH, the locale and TERM.
+    public var passEnvironment: [String] = []
 
     public init(hierarchies: CgroupHierarchies = .discover(),
                 requireHost: Bool = ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1",
@@ -51,7 +53,9 @@ public final class ScenarioRunner: Sendable {
     public init(options: RunnerOptions = RunnerOptions(), runs: ActiveRuns = ActiveRuns()) {
         self.options = options
         self.runs = runs
-        self.host = PlanHost.current()
+        var host = PlanHost.current()
+        host.passEnvironment = Set(options.passEnvironment)
+        self.host = host
     }
 
     static func takeSequence() -> Int {

@@ -367,7 +367,7 @@ public final class RunCgroup: Sendable {
             guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { continue }
             for entry in entries {
                 guard let owner = RunCgroup.owner(ofRunName: entry) else { continue }
-                let ownerGone = ownerFilter?(owner) ?? !GhostrunProcess.isAlive(owner)
+                let ownerGone = ownerFilter?(owner) ?? !ownerAlive(owner, path: parent + "/" + entry)
                 if ownerGone { byRun[entry, default: []].append(parent + "/" + entry) }
             }
         }
@@ -376,6 +376,15 @@ public final class RunCgroup: Sendable {
             removed.append(contentsOf: paths.filter { !FileManager.default.fileExists(atPath: $0) })
         }
         return removed
+    }
+
+    /// The owner runs and started before the cgroup was made (its change time, set at creation: the sweep must
+    /// not kill a renamed ghostrun's live runs, nor spare a dead one's because its pid was reused).
+    static func ownerAlive(_ owner: Int32, path: String) -> Bool {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return false }
+        let made = Double(info.st_ctim.tv_sec) + Double(info.st_ctim.tv_nsec) / 1e9
+        return GhostrunProcess.isAlive(owner, startedBy: made)
     }
 
     /// Run cgroup names are `r<owner pid>-<sequence>-<scenario>`.
@@ -402,16 +411,37 @@ public final class RunCgroup: Sendable {
     }
 }
 
-/// Whether a ghostrun process still owns its runs (pid alive and really a ghostrun, not a reused pid).
+/// Whether a ghostrun process still owns its runs. A pid alone proves nothing (pids are reused, and a renamed
+/// ghostrun binary has any name), so ownership is the pid plus the process's start time: recorded in a work tree's
+/// marker, or for a cgroup bounded by the cgroup's own time (its owner started before it was made).
 public enum GhostrunProcess {
-    public static func isAlive(_ pid: Int32) -> Bool {
-        guard pid > 0 else { return false }
-        switch nothingOrErrno({ kill(pid, 0) }) {
-        case .success, .failure(.notPermitted): break
-        case .failure: return false
-        }
-        guard let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) else { return false }
-        return comm.hasPrefix("ghostrun") || comm.hasPrefix("swift") || comm.hasPrefix("xctest")
-            || comm.hasPrefix("GhostrunPackage")
+    /// Field 22 of /proc/PID/stat: the start time in clock ticks since boot; nil when the process is gone.
+    public static func startTime(_ pid: Int32) -> UInt64? {
+        guard pid > 0, let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
+        // Fields after the command name (which may hold spaces and parentheses) start at field 3.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? UInt64(fields[19]) : nil
     }
+
+    /// The process `pid` runs and is the one that started at `startTime`.
+    public static func isAlive(_ pid: Int32, startTime: UInt64) -> Bool {
+        guard let current = Self.startTime(pid) else { return false }
+        return current == startTime
+    }
+
+    /// The process `pid` runs and started no later than `time` (seconds since the epoch), e.g. the creation of a
+    /// cgroup it made: a pid reused after that time belongs to another process.
+    public static func isAlive(_ pid: Int32, startedBy time: Double) -> Bool {
+        guard let ticks = startTime(pid), let boot = bootTime else { return false }
+        let started = Double(boot) + Double(ticks) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        return started <= time + 1
+    }
+
+    /// `btime` of /proc/stat: the boot time in seconds since the epoch.
+    static let bootTime: UInt64? = {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8) else { return nil }
+        return text.split(separator: "\n").first { $0.hasPrefix("btime ") }.flatMap { UInt64($0.dropFirst(6)) }
+    }()
 }

@@ -13,7 +13,7 @@ public enum ScenarioLoader {
     /// Loads files and directories; directories are searched recursively for `*.yaml`, `*.yml` and `*.json` (hidden
     /// entries skipped), each directory's files sorted by path. Scenario names must be unique across everything
     /// loaded, because results are keyed by name.
-    public static func load(paths: [String]) throws -> [Scenario] {
+    public static func load(paths: [String], allowHostFixtures: Bool = false) throws -> [Scenario] {
         var errors: [ScenarioError] = []
         var files: [String] = []
         var seenFiles: Set<String> = []
@@ -31,7 +31,7 @@ public enum ScenarioLoader {
         var scenarios: [Scenario] = []
         for file in files {
             do {
-                scenarios += try load(file: file)
+                scenarios += try load(file: file, allowHostFixtures: allowHostFixtures)
             } catch {
                 errors += error.scenarioErrors
             }
@@ -42,7 +42,7 @@ public enum ScenarioLoader {
     }
 
     /// Loads one file, whatever its extension.
-    public static func load(file: String) throws -> [Scenario] {
+    public static func load(file: String, allowHostFixtures: Bool = false) throws -> [Scenario] {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: file))
@@ -53,11 +53,11 @@ public enum ScenarioLoader {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ScenarioError(file: file, line: nil, key: nil, message: "the file is not UTF-8 text")
         }
-        return try parse(text: text, file: file)
+        return try parse(text: text, file: file, allowHostFixtures: allowHostFixtures)
     }
 
     /// Parses the text of one scenario file; `file` names it in errors and locates relative `fixture`s.
-    public static func parse(text: String, file: String) throws -> [Scenario] {
+    public static func parse(text: String, file: String, allowHostFixtures: Bool = false) throws -> [Scenario] {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -73,7 +73,8 @@ public enum ScenarioLoader {
         }
         let directory = URL(fileURLWithPath: file).standardizedFileURL.deletingLastPathComponent().path
         let reader = ScenarioNodeReader(file: file)
-        let scenarios = ScenarioParser(reader: reader, directory: directory).scenarios(from: root)
+        let scenarios = ScenarioParser(reader: reader, directory: directory, allowHostFixtures: allowHostFixtures)
+            .scenarios(from: root)
         let errors = reader.errors + (reader.errors.isEmpty ? duplicateNames(in: scenarios) : [])
         try ScenarioLoadErrors.throwIfAny(errors.sorted { ($0.line ?? 0) < ($1.line ?? 0) })
         return scenarios

@@ -9,6 +9,8 @@ struct ScenarioParser {
     let reader: ScenarioNodeReader
     /// Absolute directory of the scenario file; `fixture` is resolved against it.
     let directory: String
+    /// `--allow-host-fixtures`: a fixture may be any host directory, not only one in the scenario's tree.
+    var allowHostFixtures = false
 
     static let topLevelKeys = [
         "name", "description", "tags", "go", "run", "files", "fixture", "workdir", "env", "env_clear", "paths",
@@ -108,7 +110,9 @@ struct ScenarioParser {
         case "fixture":
             result.fixture = try fixture(value, path)
         case "workdir":
-            let text = try reader.nonEmptyString(value, path)
+            var text = try reader.nonEmptyString(value, path)
+            // `$WORK` and `$WORK/x` name the same directories as `.` and `x`.
+            if text == "$WORK" { text = "." } else if text.hasPrefix("$WORK/") { text = String(text.dropFirst(6)) }
             try checkRelative(text, value, path, what: "workdir", base: "$WORK")
             result.workdir = text
         case "env":
@@ -199,7 +203,33 @@ struct ScenarioParser {
                 node, path, "fixture `\(standardized)` is not a directory",
                 hint: "to add a single file use `files:` or `paths:` with `content:`")
         }
+        if !allowHostFixtures {
+            let tree = Self.scenarioTree(of: directory)
+            let real = URL(fileURLWithPath: standardized).resolvingSymlinksInPath().path
+            guard real == tree || real.hasPrefix(tree == "/" ? "/" : tree + "/") else {
+                throw reader.error(
+                    node, path, "fixture `\(standardized)` is outside the scenario's tree `\(tree)`",
+                    hint: "keep fixtures in the scenario's repository, or pass --allow-host-fixtures")
+            }
+        }
+        if let problem = FixtureTree.problem(in: standardized) {
+            throw reader.error(
+                node, path, "fixture `\(standardized)` cannot be copied: \(problem)",
+                hint: "fixtures hold regular files, directories and relative symlinks that stay inside the fixture")
+        }
         return standardized
+    }
+
+    /// The tree a scenario's fixtures must come from: the repository holding the scenario file (the nearest
+    /// ancestor with a `.git` entry), or the file's own directory outside a repository. Symlinks resolved.
+    static func scenarioTree(of directory: String) -> String {
+        let real = URL(fileURLWithPath: directory).resolvingSymlinksInPath()
+        var candidate = real
+        while candidate.path != "/" {
+            if FileManager.default.fileExists(atPath: candidate.path + "/.git") { return candidate.path }
+            candidate = candidate.deletingLastPathComponent()
+        }
+        return real.path
     }
 
     private func environment(_ node: Node, _ path: String) throws -> [(name: String, value: String?)] {
