@@ -1,0 +1,117 @@
+import Foundation
+import XCTest
+
+/// Floods and hostile patterns keep ghostrun's own memory, report and time bounded (issue 14 items 5 and 6).
+extension CLITests {
+    /// Runs ghostrun and samples its peak RSS (VmHWM, kB) from /proc while it runs; the last sample before it
+    /// exits is its peak, since VmHWM never decreases.
+    func ghostrunPeakRSS(_ arguments: [String], timeout: TimeInterval = 120) throws -> (status: Int32, peakKB: Int) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.environment = CLITests.environment()
+        process.currentDirectoryURL = URL(fileURLWithPath: CLITests.root)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var peak = 0
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline {
+            if let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+               let kB = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+            {
+                peak = max(peak, kB)
+            }
+            usleep(10_000)
+        }
+        if process.isRunning {
+            process.terminate()
+            XCTFail("ghostrun \(arguments) did not finish in \(timeout) s")
+        }
+        process.waitUntilExit()
+        return (process.terminationStatus, peak)
+    }
+
+    /// 1 GB of stdout and stderr: the capture keeps a fixed head and tail. Before the ring buffer, `Data` kept
+    /// every byte (2 GB of stdout was 2.13 GB RSS); this flood alone made ghostrun grow past 1 GB.
+    func testOutputFloodKeepsRSSBounded() throws {
+        try requireRoot()
+        let path = write("flood.yaml", """
+            name: output-flood
+            run: [sh, -c, "head -c 700000000 /dev/zero; head -c 300000000 /dev/zero >&2; echo the-end"]
+            timeout: 60s
+            expect:
+              outcome: ok
+              stdout: "the-end"
+            """)
+        let json = temporary + "/flood.json"
+        let (status, peakKB) = try ghostrunPeakRSS(["run", path, "--json", json])
+        let report = (try? Data(contentsOf: URL(fileURLWithPath: json)))
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let result = (report?["results"] as? [[String: Any]])?.first ?? [:]
+        XCTAssertEqual(status, 0, "the tail must still hold the last line: \(result["failures"] ?? "no report") "
+            + "\(result["summary"] ?? "")")
+        XCTAssertGreaterThan(peakKB, 0, "VmHWM was never read")
+        XCTAssertLessThan(peakKB, 200 * 1024, "ghostrun's peak RSS was \(peakKB) kB for 1 GB of output")
+        let size = (try? FileManager.default.attributesOfItem(atPath: json)[.size] as? Int) ?? Int.max
+        XCTAssertLessThan(size, 10 << 20, "report is \(size) bytes")
+    }
+
+    /// A catastrophic pattern over the output stops at its time budget with a failure that names it.
+    func testBacktrackingExpectPatternIsBoundedInTime() throws {
+        try requireRoot()
+        let path = write("redos.yaml", """
+            name: redos
+            run: [sh, -c, "head -c 30000 /dev/zero | tr '\\\\0' x"]
+            expect:
+              stdout: "(x+x+)+y"
+            """)
+        let start = Date()
+        let result = try ghostrun(["run", path], timeout: 60)
+        let seconds = Date().timeIntervalSince(start)
+        XCTAssertEqual(result.status, 1, result.stderr + result.stdout)
+        XCTAssertLessThan(seconds, 20, "matching took \(seconds) s")
+        XCTAssertTrue((result.stdout + result.stderr).contains("catastrophic"), result.stdout + result.stderr)
+    }
+
+    /// SIGTERM while a pattern backtracks: ghostrun exits within a second or two, leaving no work directory.
+    func testSigtermStopsBacktrackingMatch() throws {
+        try requireRoot()
+        let path = write("redos-term.yaml", """
+            name: redos-term
+            run: [sh, -c, "head -c 30000 /dev/zero | tr '\\\\0' x"]
+            expect:
+              stdout: "(x+x+)+y"
+            """)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["run", path]
+        process.environment = CLITests.environment()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // The run itself takes well under a second; by then ghostrun is matching.
+        usleep(1_200_000)
+        XCTAssertTrue(process.isRunning, "ghostrun finished before the signal: the pattern did not backtrack")
+        let sent = Date()
+        kill(process.processIdentifier, SIGTERM)
+        while process.isRunning && Date().timeIntervalSince(sent) < 10 { usleep(10_000) }
+        let took = Date().timeIntervalSince(sent)
+        if process.isRunning { process.terminate() }
+        XCTAssertLessThan(took, 1.5, "SIGTERM took \(took) s to stop ghostrun")
+    }
+
+    /// 100 000 aliases (43 s and 276 MB before the limit) are bad input at once: exit 2, file and line.
+    func testYAMLAliasFloodIsExitTwoQuickly() throws {
+        var text = "name: aliases\nrun: [go, version]\nx-anchor: &a [1]\nx-list:\n"
+        for _ in 0..<100_000 { text += "  - *a\n" }
+        let path = write("aliases.yaml", text)
+        let start = Date()
+        let result = try ghostrun(["run", path], timeout: 30)
+        XCTAssertEqual(result.status, 2, result.stderr)
+        XCTAssertTrue(result.stderr.contains("aliases.yaml:"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("alias"), result.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+    }
+}
