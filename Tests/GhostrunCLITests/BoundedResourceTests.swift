@@ -59,6 +59,37 @@ extension CLITests {
         XCTAssertLessThan(size, 10 << 20, "report is \(size) bytes")
     }
 
+    /// 300 000 injected denials: 101 records (the first 100 and one closing record with the exact count) instead of
+    /// 300 000. Before `DenialLog` this flood took ghostrun to 587 MB RSS and a 105 MB JSON report.
+    func testDenialFloodKeepsRSSAndReportBounded() throws {
+        try requireRoot()
+        let path = write("denials.yaml", """
+            name: denial-flood
+            run: [python3, -c, "import os\\nfor i in range(300000):\\n    os.getppid()\\nprint('done')"]
+            timeout: 120s
+            faults:
+              - syscall: getppid
+                errno: EPERM
+                every: true
+            """)
+        let json = temporary + "/denials.json"
+        let (_, peakKB) = try ghostrunPeakRSS(["run", path, "--json", json])
+        XCTAssertGreaterThan(peakKB, 0, "VmHWM was never read")
+        XCTAssertLessThan(peakKB, 200 * 1024, "ghostrun's peak RSS was \(peakKB) kB for 300 000 denials")
+        let size = (try? FileManager.default.attributesOfItem(atPath: json)[.size] as? Int) ?? Int.max
+        XCTAssertLessThan(size, 10 << 20, "report is \(size) bytes")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json)))
+        let result = ((report as? [String: Any])?["results"] as? [[String: Any]])?.first ?? [:]
+        let evidence = result["evidence"] as? [String: Any] ?? [:]
+        let denials = (evidence["denials"] as? [[String: Any]] ?? []).filter {
+            $0["syscall"] as? String == "getppid" && $0["action"] as? String == "injected"
+        }
+        let counted = denials.reduce(0) { $0 + (($1["repeated"] as? Int) ?? 1) }
+        XCTAssertLessThanOrEqual(denials.count, 101)
+        XCTAssertGreaterThanOrEqual(counted, 300_000, "every denial is counted exactly")
+        XCTAssertEqual(counted, (evidence["trace"] as? [String: Any])?["injected"] as? Int)
+    }
+
     /// A catastrophic pattern over the output stops at its time budget with a failure that names it.
     func testBacktrackingExpectPatternIsBoundedInTime() throws {
         try requireRoot()
