@@ -9,3 +9,6 @@ swift build --build-tests
 # The CLI tests run the built binary; they find it through GHOSTRUN_BINARY.
 export GHOSTRUN_BINARY="$PWD/.build/debug/ghostrun"
 swift test --skip-build "$@"
+# Parser fuzz (issue 14): a few hundred mutated catalog files end with exit 0/1/2 only, never a signal or a hang,
+# and an exit 2 starts nothing. ~20 s.
+python3 scripts/fuzz-scenarios.py "$GHOSTRUN_BINARY" --count 300

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Turns one `RunObservation` into one contract outcome with the evidence that decided it.
 ///
@@ -179,7 +180,7 @@ public enum Classifier {
             switch RegexSearch.matches(pattern, in: o.stdout) {
             case .success(true): break
             case .success(false): missing.append("stdout does not match /\(pattern)/")
-            case .failure(let error): missing.append("success.stdout is not a valid regular expression (\(error))")
+            case .failure(let error): missing.append("success.stdout: \(error)")
             }
         }
         return missing
@@ -273,17 +274,53 @@ public enum Classifier {
 
 /// Regular-expression search with the options the scenario format promises: searched (not anchored),
 /// with `^` and `$` matching at line breaks because stderr is read line by line.
+/// Regex search for `expect:` and `success:` patterns, bounded in time.
+///
+/// Patterns come from untrusted scenario files and NSRegularExpression (ICU) backtracks: `(x+x+)+y` over a few
+/// thousand `x` runs for minutes. ICU's find-progress callback (`.reportProgress`) is called while a match is
+/// being searched for, so the search stops itself when its time budget is spent or the process was asked to stop
+/// (SIGINT/SIGTERM); the result is then a failure naming the budget, never a guess. The text is already bounded
+/// (the tail `OutputCapture` keeps), so the budget is rarely approached by sane patterns.
 public enum RegexSearch {
-    public struct InvalidPattern: Error, CustomStringConvertible {
+    public struct InvalidPattern: Error, Equatable, CustomStringConvertible {
         public var pattern: String
-        public var description: String { "invalid regular expression /\(pattern)/" }
+        /// Set when the pattern was valid but its search ran out of time.
+        public var budget: Duration?
+        public var description: String {
+            if let budget {
+                return "regular expression /\(pattern)/ gave no answer within \(budget) (catastrophic backtracking; "
+                    + "hint: avoid nested quantifiers such as (x+)+)"
+            }
+            return "invalid regular expression /\(pattern)/"
+        }
     }
 
-    public static func matches(_ pattern: String, in text: String) -> Result<Bool, InvalidPattern> {
+    /// The default time budget of one search.
+    public static let defaultBudget: Duration = .seconds(2)
+
+    /// Set once the process is stopping: a running search gives up at its next progress callback.
+    public static let cancelled = Atomic<Bool>(false)
+
+    public static func matches(_ pattern: String, in text: String, budget: Duration = defaultBudget)
+        -> Result<Bool, InvalidPattern>
+    {
         guard let regex = try? NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines]) else {
             return .failure(InvalidPattern(pattern: pattern))
         }
         let range = NSRange(text.startIndex..<text.endIndex, in: text)
-        return .success(regex.firstMatch(in: text, options: [], range: range) != nil)
+        let deadline = ContinuousClock.now + budget
+        var found = false
+        var expired = false
+        regex.enumerateMatches(in: text, options: [.reportProgress], range: range) { match, _, stop in
+            if match != nil {
+                found = true
+                stop.pointee = true
+            } else if cancelled.load(ordering: .relaxed) || ContinuousClock.now >= deadline {
+                expired = true
+                stop.pointee = true
+            }
+        }
+        if found { return .success(true) }
+        return expired ? .failure(InvalidPattern(pattern: pattern, budget: budget)) : .success(false)
     }
 }

@@ -99,6 +99,9 @@ public struct Denial: Codable, Equatable, Sendable {
     /// The policy rule that decided: `scenario.yaml:14`, `docker-default syscalls[12]`, `default`; several
     /// separated by ` | ` when an audit record (which carries no arguments) fits more than one argument rule.
     public var rule: String?
+    /// On the one record that closes a flood (`DenialLog`): how many denials of the same syscall, action and
+    /// errno past the first 100 it stands for, itself included, exactly. Its other fields are the last one's.
+    public var repeated: Int?
     public init(pid: Int32, comm: String, exe: String? = nil, syscall: String, syscallNumber: Int? = nil,
                 action: String, errno: String? = nil, signal: Int? = nil, timeMs: Int, source: String,
                 role: String? = nil, path: String? = nil) {

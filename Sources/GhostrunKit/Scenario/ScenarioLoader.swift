@@ -58,6 +58,7 @@ public enum ScenarioLoader {
 
     /// Parses the text of one scenario file; `file` names it in errors and locates relative `fixture`s.
     public static func parse(text: String, file: String, allowHostFixtures: Bool = false) throws -> [Scenario] {
+        try YAMLLimits.checkText(text, file: file)
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -66,6 +67,7 @@ public enum ScenarioLoader {
         } catch {
             throw ScenarioError(file: file, line: nil, key: nil, message: "cannot parse: \(error)")
         }
+        if let root { try YAMLLimits.checkExpansion(root, file: file) }
         guard let root, root.scalar?.resolvedTagName != .null else {
             throw ScenarioError(
                 file: file, line: nil, key: nil, message: "the file holds no scenario",

@@ -29,6 +29,8 @@ public final class RunSession: Sendable {
     public func handleSignals(_ signals: [Int32]) -> SignalHandlers {
         SignalHandlers(signals: signals) { [self] signalNumber in
             interruption.withLock { if $0 == nil { $0 = signalNumber } }
+            // A search over a scenario's pattern running now gives up at once instead of at its time budget.
+            RegexSearch.cancelled.store(true, ordering: .relaxed)
             matrix.withLock { $0 }?.stop()
             runs.tearDownAll()
         }

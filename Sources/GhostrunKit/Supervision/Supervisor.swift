@@ -87,7 +87,7 @@ public final class Supervisor: @unchecked Sendable {
     private var totalCalls = 0
     private var injected = 0
     private var busyNanoseconds: UInt64 = 0
-    private var denials: [Denial] = []
+    private var denials = DenialLog()
     private var traceBuffer: [UInt8] = []
     private var traceHandle: FileHandle?
 
@@ -139,7 +139,7 @@ public final class Supervisor: @unchecked Sendable {
         try? traceHandle?.close()
         lock.lock()
         defer { lock.unlock() }
-        return (summary(), denials)
+        return (summary(), denials.denials)
     }
 
     private var isStopping: Bool {
