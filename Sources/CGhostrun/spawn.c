@@ -10,7 +10,12 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -72,6 +77,125 @@ static int apply_capsets(uint64_t effective, uint64_t permitted, uint64_t inheri
     return (int)syscall(SYS_capset, &header, data);
 }
 
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#define GHOSTRUN_OPEN_TREE_CLONE 1
+#define GHOSTRUN_MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+
+/// struct mount_attr (MOUNT_ATTR_SIZE_VER0), mirrored: <linux/mount.h> conflicts with <sys/mount.h>.
+struct ghostrun_mount_attr {
+    uint64_t attr_set;
+    uint64_t attr_clr;
+    uint64_t propagation;
+    uint64_t userns_fd;
+};
+
+/// mkdir -p for an absolute path, with a stack copy (nothing allocated after fork).
+static int make_directories(const char *path) {
+    char buffer[4096];
+    size_t length = 0;
+    while (path[length] != '\0') {
+        if (length + 1 >= sizeof buffer) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        buffer[length] = path[length];
+        length++;
+    }
+    buffer[length] = '\0';
+    for (size_t i = 1; i <= length; i++) {
+        if (buffer[i] != '/' && buffer[i] != '\0') continue;
+        char saved = buffer[i];
+        buffer[i] = '\0';
+        if (mkdir(buffer, 0755) != 0 && errno != EEXIST) return -1;
+        buffer[i] = saved;
+    }
+    return 0;
+}
+
+_Static_assert(GHOSTRUN_MOUNT_RDONLY == 0x1 && GHOSTRUN_MOUNT_NOSUID == 0x2 && GHOSTRUN_MOUNT_NODEV == 0x4 &&
+                   GHOSTRUN_MOUNT_NOEXEC == 0x8,
+               "MOUNT_ATTR_* values");
+
+static unsigned long mount_flags(uint64_t flags) {
+    unsigned long result = 0;
+    if (flags & GHOSTRUN_MOUNT_RDONLY) result |= MS_RDONLY;
+    if (flags & GHOSTRUN_MOUNT_NOSUID) result |= MS_NOSUID;
+    if (flags & GHOSTRUN_MOUNT_NODEV) result |= MS_NODEV;
+    if (flags & GHOSTRUN_MOUNT_NOEXEC) result |= MS_NOEXEC;
+    return result;
+}
+
+static void apply_mounts(const ghostrun_spawn_config *c, int report_fd) {
+    int kept[GHOSTRUN_MAX_KEPT_TREES];
+    for (int i = 0; i < GHOSTRUN_MAX_KEPT_TREES; i++) kept[i] = -1;
+    for (int i = 0; i < c->mount_op_count; i++) {
+        const ghostrun_mount_op *op = &c->mount_ops[i];
+        int slot_ok = op->slot >= 0 && op->slot < GHOSTRUN_MAX_KEPT_TREES;
+        switch (op->kind) {
+        case GHOSTRUN_MOUNT_TMPFS:
+            if (mount("tmpfs", op->target, "tmpfs", mount_flags(op->flags), op->data) != 0) {
+                child_fail(report_fd, op->step);
+            }
+            break;
+        case GHOSTRUN_MOUNT_BIND:
+            if (mount(op->source, op->target, NULL, MS_BIND | MS_REC, NULL) != 0) child_fail(report_fd, op->step);
+            break;
+        case GHOSTRUN_MOUNT_SETATTR: {
+            struct ghostrun_mount_attr attr = {.attr_set = op->flags};
+            if (syscall(SYS_mount_setattr, AT_FDCWD, op->target, AT_RECURSIVE, &attr, sizeof attr) != 0) {
+                child_fail(report_fd, op->step);
+            }
+            break;
+        }
+        case GHOSTRUN_MOUNT_KEEP:
+            if (!slot_ok) {
+                errno = EINVAL;
+                child_fail(report_fd, op->step);
+            }
+            kept[op->slot] = (int)syscall(SYS_open_tree, AT_FDCWD, op->target,
+                                          GHOSTRUN_OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC);
+            if (kept[op->slot] < 0) child_fail(report_fd, op->step);
+            break;
+        case GHOSTRUN_MOUNT_RESTORE:
+            if (!slot_ok || kept[op->slot] < 0) {
+                errno = EINVAL;
+                child_fail(report_fd, op->step);
+            }
+            if (make_directories(op->target) != 0) child_fail(report_fd, op->step);
+            if (syscall(SYS_move_mount, kept[op->slot], "", AT_FDCWD, op->target,
+                        GHOSTRUN_MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+                child_fail(report_fd, op->step);
+            }
+            close(kept[op->slot]);
+            kept[op->slot] = -1;
+            break;
+        default:
+            errno = EINVAL;
+            child_fail(report_fd, op->step);
+        }
+    }
+}
+
+/// Brings `lo` up in the child's new network namespace: SIOCGIFFLAGS/SIOCSIFFLAGS are plain ioctls.
+static int loopback_up(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    memcpy(request.ifr_name, "lo", 3);
+    int status = ioctl(fd, SIOCGIFFLAGS, &request);
+    if (status == 0) {
+        request.ifr_flags |= IFF_UP;
+        status = ioctl(fd, SIOCSIFFLAGS, &request);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return status;
+}
+
 __attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, int report_fd, pid_t parent) {
     // Signal state: dispositions back to default (ignored signals survive execve), then unblock.
     for (int sig = 1; sig < NSIG; sig++) {
@@ -109,6 +233,17 @@ __attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, 
             if (fd != report_fd) fcntl(fd, F_SETFD, FD_CLOEXEC);
         }
     }
+
+    // Namespaces while ghostrun's capabilities are intact; the mounts before chdir so the workdir is the new view.
+    int unshare_flags = (c->new_mount_namespace ? CLONE_NEWNS : 0) | (c->new_network_namespace ? CLONE_NEWNET : 0);
+    if (unshare_flags != 0) {
+        if (unshare(unshare_flags) != 0) child_fail(report_fd, "unshare");
+        if (c->new_mount_namespace && mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+            child_fail(report_fd, "mount-private");
+        }
+        if (c->new_network_namespace && c->loopback_up && loopback_up() != 0) child_fail(report_fd, "loopback-up");
+    }
+    if (c->mount_op_count > 0) apply_mounts(c, report_fd);
 
     if (c->workdir != NULL && chdir(c->workdir) != 0) child_fail(report_fd, "chdir");
 

@@ -14,6 +14,31 @@
 #define GHOSTRUN_MAX_RLIMITS 16
 #define GHOSTRUN_MAX_GROUPS 64
 #define GHOSTRUN_STEP_LEN 32
+#define GHOSTRUN_MAX_KEPT_TREES 4
+
+/// What one step of the child's mount setup does (`ghostrun_mount_op.kind`).
+#define GHOSTRUN_MOUNT_TMPFS 1    ///< mount("tmpfs", target, "tmpfs", flags, data)
+#define GHOSTRUN_MOUNT_BIND 2     ///< mount(source, target, NULL, MS_BIND | MS_REC, NULL)
+#define GHOSTRUN_MOUNT_SETATTR 3  ///< mount_setattr(target, AT_RECURSIVE) setting `flags`
+#define GHOSTRUN_MOUNT_KEEP 4     ///< open_tree(target, OPEN_TREE_CLONE | AT_RECURSIVE) into kept slot `slot`
+#define GHOSTRUN_MOUNT_RESTORE 5  ///< mkdir -p target, then move_mount the tree kept in `slot` onto it
+
+/// Mount flags of a step, the values of the kernel's MOUNT_ATTR_* (spawn.c checks them).
+#define GHOSTRUN_MOUNT_RDONLY 0x1
+#define GHOSTRUN_MOUNT_NOSUID 0x2
+#define GHOSTRUN_MOUNT_NODEV 0x4
+#define GHOSTRUN_MOUNT_NOEXEC 0x8
+
+/// One mount step in the child's private mount namespace, prepared by Swift; `step` names it in a failure.
+typedef struct ghostrun_mount_op {
+    int kind;
+    int slot;
+    const char *source;
+    const char *target;
+    const char *data;
+    uint64_t flags;
+    char step[GHOSTRUN_STEP_LEN];
+} ghostrun_mount_op;
 
 /// A classic BPF program, mirrored from <linux/filter.h> so Swift can build it without that header.
 typedef struct ghostrun_bpf_insn {
@@ -64,6 +89,16 @@ typedef struct ghostrun_spawn_config {
     /// lets sendmsg through on, so the hand-over is never itself notified). -1 when unused.
     int listener_socket;
     int listener_socket_target;
+
+    /// 1: unshare a mount namespace before the mount steps; the child first makes every mount private so nothing
+    /// it mounts propagates to the host.
+    int new_mount_namespace;
+    /// 1: unshare a network namespace (only `lo`, down).
+    int new_network_namespace;
+    /// 1: bring `lo` up in the new network namespace (`sandbox.network: loopback`).
+    int loopback_up;
+    const ghostrun_mount_op *mount_ops;
+    int mount_op_count;
 } ghostrun_spawn_config;
 
 /// One seccomp user notification, copied out of the kernel's struct.

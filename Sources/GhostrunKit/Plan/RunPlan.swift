@@ -101,6 +101,7 @@ public struct RunPlan: Sendable {
         let supervisor = try filter(scenario: scenario, decisions: decisions, toolchain: toolchain, host: host,
                                     work: work, substitutions: substitutions, traceOut: traceOut, spawn: &spawn)
         spawn.seccompFlags |= ProfileFlags.value(of: profile?.flags ?? [])
+        namespaces(scenario.sandbox, work: work, substitutions: substitutions, spawn: &spawn)
 
         var expectedCapEff: UInt64?
         if let caps = spawn.capabilities {
@@ -117,6 +118,20 @@ public struct RunPlan: Sendable {
             cgroup: scenario.sandbox.cgroup, supervisor: supervisor, goTestOutput: goTest?.mode,
             warmPageCache: scenario.sandbox.cgroup.memoryMax != nil, policyEvidence: profile.map { ProfileEvidence($0) },
             decisions: decisions)
+    }
+
+    /// `sandbox.mounts` and `sandbox.network` become namespaces the child unshares and the mount steps it applies.
+    static func namespaces(_ sandbox: Sandbox, work: WorkDirectory, substitutions: Substitutions,
+                           spawn: inout SpawnPlan) {
+        if !sandbox.mounts.isEmpty {
+            spawn.newMountNamespace = true
+            spawn.mountOperations = MountPlan.operations(for: sandbox.mounts, work: work.work,
+                                                         expand: substitutions.expand)
+        }
+        if let network = sandbox.network {
+            spawn.newNetworkNamespace = true
+            spawn.loopbackUp = network == .loopback
+        }
     }
 
     /// The child's environment in order, and the PATH ghostrun gives it: the harness's own environment minus every

@@ -1,0 +1,36 @@
+/// One entry of `sandbox.mounts`, applied in order in the run's private mount namespace.
+public struct MountEntry: Sendable {
+    /// What the entry puts at `path`.
+    public enum Kind: Sendable, Equatable {
+        /// Only flags: the tree at `path` keeps its contents.
+        case flags
+        /// A fresh tmpfs of this many bytes.
+        case tmpfs(size: UInt64)
+        /// Masked as Docker masks paths: an empty read-only tmpfs over a directory, /dev/null over a file.
+        case hide
+        /// The tree at `source` (absolute, or under `$WORK`), recursively.
+        case bind(source: String)
+    }
+
+    /// Absolute, or `$WORK` / `$WORK/...` (expanded by the plan).
+    public var path: String
+    public var kind: Kind
+    public var readonly = false
+    public var noexec = false
+    public var nosuid = false
+    public var nodev = false
+    public var location: SourceLocation?
+
+    public init(path: String, kind: Kind) {
+        self.path = path
+        self.kind = kind
+    }
+}
+
+/// `sandbox.network`: a private network namespace for the run.
+public enum NetworkMode: String, Sendable, CaseIterable {
+    /// No interface up: every connection fails (ENETUNREACH), nothing leaves the namespace.
+    case none
+    /// Only `lo`, up: local servers work, nothing routes out.
+    case loopback
+}
