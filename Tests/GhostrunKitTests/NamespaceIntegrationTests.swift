@@ -1,0 +1,178 @@
+import Foundation
+import XCTest
+
+@testable import GhostrunKit
+
+/// `sandbox.mounts` and `sandbox.network` as real namespaces: what the child sees, what stays writable, and that
+/// the host's mount table is untouched.
+final class NamespaceIntegrationTests: XCTestCase {
+    let runner = ScenarioRunner()
+    var hostDirectory = ""
+
+    override func setUpWithError() throws {
+        try requireRoot()
+        hostDirectory = "/var/tmp/ghostrun-ns-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: hostDirectory + "/dir", withIntermediateDirectories: true)
+        try "host-secret\n".write(toFile: hostDirectory + "/dir/secret", atomically: true, encoding: .utf8)
+        try "host-file\n".write(toFile: hostDirectory + "/file", atomically: true, encoding: .utf8)
+    }
+
+    override func tearDown() {
+        if !hostDirectory.isEmpty { try? FileManager.default.removeItem(atPath: hostDirectory) }
+    }
+
+    /// Runs a shell script under the given `sandbox:` block (indented YAML lines) with the toolchain's go on hand.
+    private func shell(_ script: String, sandbox: String, extra: String = "") throws -> RunResult {
+        let go = try TestToolchains.require(TestToolchains.all.first, "any go")
+        let escaped = script.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        let yaml = "name: ns\nrun: [/bin/sh, -c, \"\(escaped)\"]\nsandbox:\n\(sandbox)\n\(extra)"
+        let result = runner.run(try scenario(yaml), toolchain: go)
+        XCTAssertNotEqual(result.outcome, .harnessError, result.summary)
+        return result
+    }
+
+    private func mountTable() -> [String] {
+        // Mount ids and optional fields are stable; the whole lines must be identical before and after.
+        ((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "").split(separator: "\n")
+            .map(String.init)
+    }
+
+    func testReadOnlyRootKeepsWorkAndHomeWritableAndLeavesTheHostAlone() throws {
+        let before = mountTable()
+        let probe = "/ghostrun-ro-probe-\(getpid())"
+        let result = try shell(
+            "touch \(probe) 2>&1; echo root-rc=$?; touch $WORK/w && echo work-writable; "
+                + "touch $HOME/h && echo home-writable; touch $GOCACHE/c && echo cache-writable",
+            sandbox: "  mounts:\n    - {path: /, readonly: true}")
+        XCTAssertTrue(result.stdoutTail.contains("Read-only file system"), result.stdoutTail)
+        XCTAssertTrue(result.stdoutTail.contains("root-rc=1"), result.stdoutTail)
+        for word in ["work-writable", "home-writable", "cache-writable"] {
+            XCTAssertTrue(result.stdoutTail.contains(word), "\(word) missing: \(result.stdoutTail)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: probe))
+        XCTAssertEqual(mountTable(), before, "the host's mount table changed")
+    }
+
+    func testNoexecTmpfsOverTmpHidesTheHostsTmpButNotWork() throws {
+        let marker = "/tmp/ghostrun-ns-marker-\(getpid())"
+        FileManager.default.createFile(atPath: marker, contents: Data("x".utf8))
+        defer { unlink(marker) }
+        let before = mountTable()
+        let result = try shell(
+            "cp /bin/true /tmp/t && /tmp/t; echo exec-rc=$?; test -e \(marker) && echo marker-visible; "
+                + "touch $WORK/w && echo work-writable; cp /bin/true $WORK/t && $WORK/t && echo work-exec",
+            sandbox: "  mounts:\n    - {path: /tmp, tmpfs: 16MiB, noexec: true}")
+        XCTAssertTrue(result.stdoutTail.contains("exec-rc=126"), result.stdoutTail)
+        XCTAssertFalse(result.stdoutTail.contains("marker-visible"), result.stdoutTail)
+        XCTAssertTrue(result.stdoutTail.contains("work-writable"), result.stdoutTail)
+        XCTAssertTrue(result.stdoutTail.contains("work-exec"), result.stdoutTail)
+        XCTAssertEqual(mountTable(), before, "the host's mount table changed")
+    }
+
+    func testHideMasksAFileAndADirectoryAsDockerDoes() throws {
+        let result = try shell(
+            "cat \(hostDirectory)/file; echo file-done; ls -A \(hostDirectory)/dir; echo dir-done; "
+                + "touch \(hostDirectory)/dir/new 2>&1; echo write-rc=$?",
+            sandbox: "  mounts:\n    - {path: \(hostDirectory)/file, hide: true}\n"
+                + "    - {path: \(hostDirectory)/dir, hide: true}")
+        XCTAssertFalse(result.stdoutTail.contains("host-file"), result.stdoutTail)
+        XCTAssertFalse(result.stdoutTail.contains("secret"), result.stdoutTail)
+        XCTAssertTrue(result.stdoutTail.contains("file-done\ndir-done"), result.stdoutTail)
+        XCTAssertTrue(result.stdoutTail.contains("write-rc=1"), result.stdoutTail)
+        // The host still sees its own files.
+        XCTAssertEqual(try String(contentsOfFile: hostDirectory + "/file", encoding: .utf8), "host-file\n")
+    }
+
+    func testReadOnlyBindOfAWorkDirectoryAndAnEntryNamingWork() throws {
+        let result = try shell(
+            "cat \(hostDirectory)/dir/a.txt; touch \(hostDirectory)/dir/b 2>&1; echo bind-write-rc=$?; "
+                + "touch $WORK/src/c 2>&1; echo work-src-rc=$?; touch $WORK/d && echo work-writable",
+            sandbox: "  mounts:\n    - {path: \(hostDirectory)/dir, bind: $WORK/src, readonly: true}\n"
+                + "    - {path: $WORK/src, readonly: true}",
+            extra: "files:\n  src/a.txt: from-work\n")
+        XCTAssertTrue(result.stdoutTail.contains("from-work"), result.stdoutTail)
+        XCTAssertTrue(result.stdoutTail.contains("bind-write-rc=1"), result.stdoutTail)
+        // An entry naming $WORK applies after $WORK is restored, so it is the one restriction $WORK can get.
+        XCTAssertTrue(result.stdoutTail.contains("work-src-rc=1"), result.stdoutTail)
+        XCTAssertTrue(result.stdoutTail.contains("work-writable"), result.stdoutTail)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: hostDirectory + "/dir/b"))
+    }
+
+    private let socketProbe = """
+        import socket
+        try:
+            s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+            c = socket.create_connection(s.getsockname(), timeout=2); print("loopback-ok")
+        except OSError as e:
+            print("loopback-error", e.errno)
+        try:
+            socket.create_connection(("192.0.2.1", 80), timeout=2); print("outside-ok")
+        except OSError as e:
+            print("outside-error", e.errno)
+        print(sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:]))
+        """
+
+    func testNetworkNoneHasNoInterfaceUpAndLoopbackHasOnlyLo() throws {
+        let files = "files:\n  probe.py: |\n" + socketProbe.split(separator: "\n").map { "    " + $0 }
+            .joined(separator: "\n") + "\n"
+        let none = try shell("/usr/bin/python3 probe.py", sandbox: "  network: none", extra: files)
+        XCTAssertTrue(none.stdoutTail.contains("loopback-error 101"), none.stdoutTail)  // ENETUNREACH: lo down
+        XCTAssertTrue(none.stdoutTail.contains("outside-error 101"), none.stdoutTail)  // ENETUNREACH
+        XCTAssertTrue(none.stdoutTail.contains("['lo']"), none.stdoutTail)
+        let loopback = try shell("/usr/bin/python3 probe.py", sandbox: "  network: loopback", extra: files)
+        XCTAssertTrue(loopback.stdoutTail.contains("loopback-ok"), loopback.stdoutTail)
+        XCTAssertTrue(loopback.stdoutTail.contains("outside-error 101"), loopback.stdoutTail)
+        XCTAssertTrue(loopback.stdoutTail.contains("['lo']"), loopback.stdoutTail)
+    }
+
+    func testRunsInOwnMountAndNetworkNamespaces() throws {
+        let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/mnt")
+        let hostNet = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+        let result = try shell("readlink /proc/self/ns/mnt /proc/self/ns/net",
+                               sandbox: "  network: none\n  mounts:\n    - {path: /, readonly: true}")
+        let lines = result.stdoutTail.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 2, result.stdoutTail)
+        XCTAssertFalse(lines.contains(host), result.stdoutTail)
+        XCTAssertFalse(lines.contains(hostNet), result.stdoutTail)
+    }
+}
+
+/// Bad `mounts`/`network` input: exit 2 with file, line, key and hint, before anything starts.
+final class NamespaceScenarioErrorTests: XCTestCase {
+    private func firstError(_ sandbox: String) -> ScenarioError? {
+        let yaml = "name: bad\nrun: [go, version]\nsandbox:\n\(sandbox)\n"
+        do {
+            _ = try ScenarioLoader.parse(text: yaml, file: "/nonexistent/s.yaml")
+            XCTFail("expected a scenario error for:\n\(sandbox)")
+            return nil
+        } catch {
+            return error.scenarioErrors.first
+        }
+    }
+
+    func testBadMountEntriesNameLineKeyAndHint() {
+        let cases: [(String, String, String)] = [
+            ("  mounts:\n    - {path: tmp, readonly: true}", "sandbox.mounts[0].path", "relative"),
+            ("  mounts:\n    - {path: \"\", readonly: true}", "sandbox.mounts[0].path", "empty"),
+            ("  mounts:\n    - {path: /, readonly: true}\n    - {path: /tmp, tmpfs: 1}", "sandbox.mounts[1].tmpfs",
+             "out of range"),
+            ("  mounts:\n    - {path: /tmp, tmpfs: 2TiB}", "sandbox.mounts[0].tmpfs", "out of range"),
+            ("  mounts:\n    - {path: /mnt, bind: /nonexistent-ghostrun-source}", "sandbox.mounts[0].bind",
+             "does not exist"),
+            ("  mounts:\n    - {path: /nonexistent-ghostrun-target, readonly: true}", "sandbox.mounts[0].path",
+             "does not exist"),
+            ("  mounts:\n    - {path: /tmp, tmpfs: 1MiB, hide: true}", "sandbox.mounts[0]", "in one entry"),
+            ("  mounts:\n    - {path: /tmp}", "sandbox.mounts[0]", "changes nothing"),
+            ("  mounts:\n    - {path: /etc/../tmp, readonly: true}", "sandbox.mounts[0].path", ".."),
+            ("  mounts:\n    - {path: /tmp, readonly: true, rw: true}", "sandbox.mounts[0].rw", "unknown key"),
+            ("  network: host", "sandbox.network", "unknown network"),
+        ]
+        for (sandbox, key, words) in cases {
+            guard let error = firstError(sandbox) else { continue }
+            XCTAssertEqual(error.key, key, "\(sandbox): \(error)")
+            XCTAssertNotNil(error.line, "\(sandbox): \(error)")
+            XCTAssertNotNil(error.hint, "\(sandbox): \(error)")
+            XCTAssertTrue(error.message.contains(words), "\(sandbox): \(error.message)")
+        }
+    }
+}
