@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/landlock.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -251,6 +252,13 @@ __attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, 
         if (setrlimit(c->rlimit_resources[i], &c->rlimits[i]) != 0) child_fail(report_fd, "setrlimit");
     }
 
+    // Landlock before the capability and user changes: ghostrun's CAP_SYS_ADMIN allows it without no_new_privs,
+    // and the domain is inherited by everything the go command starts.
+    if (c->landlock_ruleset >= 0) {
+        if (syscall(SYS_landlock_restrict_self, c->landlock_ruleset, 0U) != 0) child_fail(report_fd, "landlock");
+        close(c->landlock_ruleset);
+    }
+
     // The seccomp filter needs no_new_privs or CAP_SYS_ADMIN at load time. When the scenario
     // asks for neither, CAP_SYS_ADMIN stays effective until the filter is loaded.
     const uint64_t sys_admin = 1ULL << CAP_SYS_ADMIN;
@@ -368,6 +376,31 @@ int ghostrun_spawn(const ghostrun_spawn_config *config, pid_t *pid_out, char *st
     failure.step[GHOSTRUN_STEP_LEN - 1] = '\0';
     copy_step(step_out, failure.step);
     return failure.error;
+}
+
+int ghostrun_landlock_abi(void) {
+    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    return abi < 0 ? -errno : (int)abi;
+}
+
+int ghostrun_landlock_create_ruleset(uint64_t handled_access_fs) {
+    struct landlock_ruleset_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.handled_access_fs = handled_access_fs;
+    // Only the first field: an older kernel rejects a larger struct with unknown non-zero fields, and file-system
+    // rights are all this ruleset restricts.
+    long fd = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr.handled_access_fs, 0U);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int ghostrun_landlock_add_path(int ruleset, const char *path, uint64_t allowed_access) {
+    int parent = open(path, O_PATH | O_CLOEXEC);
+    if (parent < 0) return -errno;
+    struct landlock_path_beneath_attr rule = {.allowed_access = allowed_access, .parent_fd = parent};
+    long status = syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0U);
+    int saved = errno;
+    close(parent);
+    return status < 0 ? -saved : 0;
 }
 
 int ghostrun_seccomp(unsigned int operation, unsigned int flags, void *args) {

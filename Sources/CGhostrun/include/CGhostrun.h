@@ -99,6 +99,10 @@ typedef struct ghostrun_spawn_config {
     int loopback_up;
     const ghostrun_mount_op *mount_ops;
     int mount_op_count;
+
+    /// A Landlock ruleset built by the parent (`ghostrun_landlock_*`), or -1. The child calls
+    /// landlock_restrict_self after the mount steps and chdir, while it still holds ghostrun's CAP_SYS_ADMIN.
+    int landlock_ruleset;
 } ghostrun_spawn_config;
 
 /// One seccomp user notification, copied out of the kernel's struct.
@@ -132,6 +136,13 @@ int ghostrun_socketpair(int fds[2]);
 /// On failure returns the errno and copies the failing step's name into `step_out`; if the
 /// failure happened in the child, the child has been reaped already.
 int ghostrun_spawn(const ghostrun_spawn_config *config, pid_t *pid_out, char *step_out);
+
+/// Landlock: the kernel's ABI version (>= 1), or -errno (EOPNOTSUPP: disabled at boot, ENOSYS: not built).
+int ghostrun_landlock_abi(void);
+/// landlock_create_ruleset handling these file-system rights; an O_CLOEXEC fd or -errno.
+int ghostrun_landlock_create_ruleset(uint64_t handled_access_fs);
+/// landlock_add_rule(LANDLOCK_RULE_PATH_BENEATH) for the tree at `path` (opened O_PATH here); 0 or -errno.
+int ghostrun_landlock_add_path(int ruleset, const char *path, uint64_t allowed_access);
 
 /// seccomp(2), which glibc does not wrap.
 int ghostrun_seccomp(unsigned int operation, unsigned int flags, void *args);

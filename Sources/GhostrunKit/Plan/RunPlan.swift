@@ -101,7 +101,7 @@ public struct RunPlan: Sendable {
         let supervisor = try filter(scenario: scenario, decisions: decisions, toolchain: toolchain, host: host,
                                     work: work, substitutions: substitutions, traceOut: traceOut, spawn: &spawn)
         spawn.seccompFlags |= ProfileFlags.value(of: profile?.flags ?? [])
-        namespaces(scenario.sandbox, work: work, substitutions: substitutions, spawn: &spawn)
+        try namespaces(scenario.sandbox, work: work, substitutions: substitutions, spawn: &spawn)
 
         var expectedCapEff: UInt64?
         if let caps = spawn.capabilities {
@@ -122,7 +122,7 @@ public struct RunPlan: Sendable {
 
     /// `sandbox.mounts` and `sandbox.network` become namespaces the child unshares and the mount steps it applies.
     static func namespaces(_ sandbox: Sandbox, work: WorkDirectory, substitutions: Substitutions,
-                           spawn: inout SpawnPlan) {
+                           spawn: inout SpawnPlan) throws {
         if !sandbox.mounts.isEmpty {
             spawn.newMountNamespace = true
             spawn.mountOperations = MountPlan.operations(for: sandbox.mounts, work: work.work,
@@ -131,6 +131,11 @@ public struct RunPlan: Sendable {
         if let network = sandbox.network {
             spawn.newNetworkNamespace = true
             spawn.loopbackUp = network == .loopback
+        }
+        if let request = sandbox.landlock {
+            // A host without Landlock makes the run `skipped` with the reason (HostUnsupported).
+            let abi = try Landlock.abi().get()
+            spawn.landlock = Landlock.plan(request, abi: abi, work: work.work, expand: substitutions.expand)
         }
     }
 

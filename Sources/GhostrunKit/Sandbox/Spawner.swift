@@ -27,6 +27,8 @@ public struct SpawnPlan: Sendable {
     /// A private network namespace; `loopbackUp` brings `lo` up in it.
     public var newNetworkNamespace = false
     public var loopbackUp = false
+    /// A Landlock ruleset, built just before fork and restricted in the child.
+    public var landlock: LandlockPlan?
 
     public init(executable: String, arguments: [String], environment: [String]) {
         self.executable = executable
@@ -159,6 +161,9 @@ public enum Spawner {
         config.new_mount_namespace = plan.newMountNamespace ? 1 : 0
         config.new_network_namespace = plan.newNetworkNamespace ? 1 : 0
         config.loopback_up = plan.loopbackUp ? 1 : 0
+        config.landlock_ruleset = -1
+        if let landlock = plan.landlock { config.landlock_ruleset = try Landlock.createRuleset(landlock) }
+        defer { if config.landlock_ruleset >= 0 { close(config.landlock_ruleset) } }
         let mountOperations = plan.mountOperations.map { operation -> ghostrun_mount_op in
             var op = ghostrun_mount_op()
             op.target = UnsafePointer(cString(operation.target))

@@ -34,3 +34,13 @@ public enum NetworkMode: String, Sendable, CaseIterable {
     /// Only `lo`, up: local servers work, nothing routes out.
     case loopback
 }
+
+/// `sandbox.landlock`: a Landlock ruleset over the file system.
+public struct LandlockRequest: Sendable {
+    /// Trees that may be written (and read); `$WORK` is always among them.
+    public var write: [String] = []
+    /// Trees that may be read or executed; nil: reading is not restricted.
+    public var read: [String]?
+    public var location: SourceLocation?
+    public init() {}
+}

@@ -96,6 +96,8 @@ public struct Sandbox: Sendable {
     public var mounts: [MountEntry] = []
     /// `sandbox.network`: a private network namespace when set.
     public var network: NetworkMode?
+    /// `sandbox.landlock`.
+    public var landlock: LandlockRequest?
     public init() {}
 }
 

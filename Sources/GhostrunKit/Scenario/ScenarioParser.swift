@@ -311,7 +311,7 @@ struct ScenarioParser {
     // MARK: sandbox:
 
     private func sandbox(_ node: Node, _ path: String) throws -> Sandbox {
-        let keys = ["user", "no_new_privs", "capabilities", "seccomp", "rlimits", "cgroup", "mounts", "network"]
+        let keys = ["user", "no_new_privs", "capabilities", "seccomp", "rlimits", "cgroup", "mounts", "network", "landlock"]
         var result = Sandbox()
         for entry in try reader.mapping(node, path, allowed: keys) {
             reader.attempt {
@@ -324,6 +324,7 @@ struct ScenarioParser {
                 case "cgroup": result.cgroup = try cgroup(entry.value, entry.path)
                 case "mounts": result.mounts = try mounts(entry.value, entry.path)
                 case "network": result.network = try network(entry.value, entry.path)
+                case "landlock": result.landlock = try landlock(entry.value, entry.path)
                 default: break
                 }
             }
@@ -414,6 +415,29 @@ struct ScenarioParser {
             throw reader.error(node, path, "`\(text)` contains `..`", hint: hint)
         }
         return text
+    }
+
+    private func landlock(_ node: Node, _ path: String) throws -> LandlockRequest {
+        var result = LandlockRequest()
+        result.location = SourceLocation(file: reader.file, line: node.mark?.line ?? 0)
+        for entry in try reader.mapping(node, path, allowed: ["write", "read"]) {
+            var paths: [String] = []
+            for (index, item) in try reader.sequence(entry.value, entry.path).enumerated() {
+                let itemPath = Reader.item(entry.path, index)
+                let text = try reader.string(item, itemPath)
+                let hint = "an absolute path of an existing tree, or $WORK/... or $GOROOT"
+                guard !text.isEmpty else { throw reader.error(item, itemPath, "must not be empty", hint: hint) }
+                guard text.hasPrefix("/") || text.hasPrefix("$WORK") || text.hasPrefix("$GOROOT") else {
+                    throw reader.error(item, itemPath, "`\(text)` is a relative path", hint: hint)
+                }
+                if text.hasPrefix("/") && !FileManager.default.fileExists(atPath: text) {
+                    throw reader.error(item, itemPath, "`\(text)` does not exist on this host", hint: hint)
+                }
+                paths.append(text)
+            }
+            if entry.key == "write" { result.write = paths } else { result.read = paths }
+        }
+        return result
     }
 
     private func network(_ node: Node, _ path: String) throws -> NetworkMode {
