@@ -125,6 +125,27 @@ final class NamespaceIntegrationTests: XCTestCase {
         XCTAssertTrue(loopback.stdoutTail.contains("['lo']"), loopback.stdoutTail)
     }
 
+    func testLandlockOnlyWorkWritableAndOptionalReadTrees() throws {
+        try requireHost((try? Landlock.abi().get()) != nil, "the kernel offers no Landlock")
+        let write = try shell(
+            "touch \(hostDirectory)/x 2>&1; echo host-rc=$?; touch $WORK/y && echo work-writable; "
+                + "mkdir $HOME/d && echo home-writable; cat \(hostDirectory)/file",
+            sandbox: "  landlock:\n    write: [$WORK]")
+        XCTAssertTrue(write.stdoutTail.contains("Permission denied"), write.stdoutTail)
+        XCTAssertTrue(write.stdoutTail.contains("host-rc=1"), write.stdoutTail)
+        XCTAssertTrue(write.stdoutTail.contains("work-writable"), write.stdoutTail)
+        XCTAssertTrue(write.stdoutTail.contains("home-writable"), write.stdoutTail)
+        XCTAssertTrue(write.stdoutTail.contains("host-file"), "reading stays unrestricted: \(write.stdoutTail)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: hostDirectory + "/x"))
+
+        let read = try shell(
+            "cat \(hostDirectory)/file 2>&1; echo read-rc=$?; cat \(hostDirectory)/dir/secret",
+            sandbox: "  landlock:\n    write: [$WORK]\n    read: [/usr, /etc, \(hostDirectory)/dir]")
+        XCTAssertTrue(read.stdoutTail.contains("read-rc=1"), read.stdoutTail)
+        XCTAssertFalse(read.stdoutTail.contains("host-file"), read.stdoutTail)
+        XCTAssertTrue(read.stdoutTail.contains("host-secret"), read.stdoutTail)
+    }
+
     func testRunsInOwnMountAndNetworkNamespaces() throws {
         let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/mnt")
         let hostNet = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
@@ -166,6 +187,10 @@ final class NamespaceScenarioErrorTests: XCTestCase {
             ("  mounts:\n    - {path: /etc/../tmp, readonly: true}", "sandbox.mounts[0].path", ".."),
             ("  mounts:\n    - {path: /tmp, readonly: true, rw: true}", "sandbox.mounts[0].rw", "unknown key"),
             ("  network: host", "sandbox.network", "unknown network"),
+            ("  landlock:\n    write: [/nonexistent-ghostrun-tree]", "sandbox.landlock.write[0]", "does not exist"),
+            ("  landlock:\n    write: [src]", "sandbox.landlock.write[0]", "relative"),
+            ("  landlock:\n    read: [\"\"]", "sandbox.landlock.read[0]", "empty"),
+            ("  landlock:\n    exec: [/usr]", "sandbox.landlock.exec", "unknown key"),
         ]
         for (sandbox, key, words) in cases {
             guard let error = firstError(sandbox) else { continue }
