@@ -10,6 +10,7 @@
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
 #include <sched.h>
@@ -236,6 +237,9 @@ __attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, 
     }
 
     // Namespaces while ghostrun's capabilities are intact; the mounts before chdir so the workdir is the new view.
+    if (c->join_network_namespace >= 0 && setns(c->join_network_namespace, CLONE_NEWNET) != 0) {
+        child_fail(report_fd, "setns-network");
+    }
     int unshare_flags = (c->new_mount_namespace ? CLONE_NEWNS : 0) | (c->new_network_namespace ? CLONE_NEWNET : 0);
     if (unshare_flags != 0) {
         if (unshare(unshare_flags) != 0) child_fail(report_fd, "unshare");
@@ -457,4 +461,167 @@ pid_t ghostrun_spawn_reaper(const char *path, char *const *argv, int read_fd) {
     }
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     return pid;
+}
+
+// MARK: - Stall server
+
+#include <netinet/in.h>
+#include <poll.h>
+
+typedef struct {
+    uint32_t addresses[GHOSTRUN_MAX_STALL];
+    uint16_t ports[GHOSTRUN_MAX_STALL];
+    int count;
+    int stop_read;
+    int ready_write;
+    int *accepted;
+} stall_args;
+
+typedef struct {
+    int error;
+    int namespace_fd;
+    char step[GHOSTRUN_STEP_LEN];
+} stall_ready;
+
+static void *stall_thread(void *raw) {
+    stall_args args = *(stall_args *)raw;
+    free(raw);
+    stall_ready ready;
+    memset(&ready, 0, sizeof ready);
+    ready.namespace_fd = -1;
+    int listeners[GHOSTRUN_MAX_STALL];
+    int listener_count = 0;
+    int held[1024];
+    int held_count = 0;
+    // This thread alone enters the new namespace; ghostrun's other threads stay in the host's.
+    if (unshare(CLONE_NEWNET) != 0) {
+        ready.error = errno;
+        copy_step(ready.step, "stall-unshare");
+    } else if (loopback_up() != 0) {
+        ready.error = errno;
+        copy_step(ready.step, "stall-loopback-up");
+    } else if ((ready.namespace_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0) {
+        ready.error = errno;
+        copy_step(ready.step, "stall-namespace");
+    } else {
+        for (int i = 0; i < args.count; i++) {
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = args.ports[i]};
+            address.sin_addr.s_addr = args.addresses[i];
+            int one = 1;
+            if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+                bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, 128) != 0) {
+                ready.error = errno;
+                copy_step(ready.step, "stall-listen");
+                if (fd >= 0) close(fd);
+                break;
+            }
+            listeners[listener_count++] = fd;
+        }
+    }
+    int failed = ready.error != 0;
+    write_all(args.ready_write, &ready, sizeof ready);
+    close(args.ready_write);
+    while (!failed) {
+        struct pollfd fds[GHOSTRUN_MAX_STALL + 1];
+        fds[0].fd = args.stop_read;
+        fds[0].events = POLLIN;
+        for (int i = 0; i < listener_count; i++) {
+            fds[i + 1].fd = listeners[i];
+            fds[i + 1].events = POLLIN;
+        }
+        if (poll(fds, (nfds_t)listener_count + 1, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (fds[0].revents != 0) break;
+        for (int i = 0; i < listener_count; i++) {
+            if (fds[i + 1].revents == 0) continue;
+            int connection = accept4(listeners[i], NULL, NULL, SOCK_CLOEXEC);
+            if (connection < 0) continue;
+            __atomic_add_fetch(args.accepted, 1, __ATOMIC_RELAXED);
+            // Held open and never read or answered: the client waits, as on a proxy that hangs.
+            if (held_count < (int)(sizeof held / sizeof held[0])) {
+                held[held_count++] = connection;
+            } else {
+                close(connection);
+            }
+        }
+    }
+    for (int i = 0; i < held_count; i++) close(held[i]);
+    for (int i = 0; i < listener_count; i++) close(listeners[i]);
+    close(args.stop_read);
+    return NULL;
+}
+
+int ghostrun_stall_start(const uint32_t *addresses, const uint16_t *ports, int count, ghostrun_stall *out,
+                         char *step_out) {
+    if (count < 0 || count > GHOSTRUN_MAX_STALL) {
+        copy_step(step_out, "stall-endpoints");
+        return E2BIG;
+    }
+    int stop[2], ready_pipe[2];
+    if (pipe2(stop, O_CLOEXEC) != 0) {
+        copy_step(step_out, "stall-pipe");
+        return errno;
+    }
+    if (pipe2(ready_pipe, O_CLOEXEC) != 0) {
+        int saved = errno;
+        close(stop[0]);
+        close(stop[1]);
+        copy_step(step_out, "stall-pipe");
+        return saved;
+    }
+    stall_args *args = calloc(1, sizeof *args);
+    out->accepted = 0;
+    args->count = count;
+    for (int i = 0; i < count; i++) {
+        args->addresses[i] = addresses[i];
+        args->ports[i] = ports[i];
+    }
+    args->stop_read = stop[0];
+    args->ready_write = ready_pipe[1];
+    args->accepted = &out->accepted;
+    pthread_t thread;
+    int status = pthread_create(&thread, NULL, stall_thread, args);
+    if (status != 0) {
+        free(args);
+        close(stop[0]);
+        close(stop[1]);
+        close(ready_pipe[0]);
+        close(ready_pipe[1]);
+        copy_step(step_out, "stall-thread");
+        return status;
+    }
+    stall_ready ready;
+    size_t got = 0;
+    while (got < sizeof ready) {
+        ssize_t n = read(ready_pipe[0], (char *)&ready + got, sizeof ready - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(ready_pipe[0]);
+    out->thread = (unsigned long)thread;
+    out->stop_fd = stop[1];
+    out->namespace_fd = ready.namespace_fd;
+    if (got < sizeof ready || ready.error != 0) {
+        ghostrun_stall_stop(out);
+        copy_step(step_out, got < sizeof ready ? "stall-report" : ready.step);
+        return got < sizeof ready ? EIO : ready.error;
+    }
+    return 0;
+}
+
+void ghostrun_stall_stop(ghostrun_stall *stall) {
+    if (stall->stop_fd >= 0) {
+        // Closing the write end wakes the thread's poll (POLLHUP) without any SIGPIPE if it has already ended.
+        close(stall->stop_fd);
+        stall->stop_fd = -1;
+        pthread_join((pthread_t)stall->thread, NULL);
+    }
+    if (stall->namespace_fd >= 0) {
+        close(stall->namespace_fd);
+        stall->namespace_fd = -1;
+    }
 }

@@ -103,7 +103,26 @@ typedef struct ghostrun_spawn_config {
     /// A Landlock ruleset built by the parent (`ghostrun_landlock_*`), or -1. The child calls
     /// landlock_restrict_self after the mount steps and chdir, while it still holds ghostrun's CAP_SYS_ADMIN.
     int landlock_ruleset;
+    /// A network namespace to join with setns instead of creating one (the stall server's), or -1.
+    int join_network_namespace;
 } ghostrun_spawn_config;
+
+#define GHOSTRUN_MAX_STALL 16
+
+/// Stall endpoints served inside a network namespace of their own (lo up), which the run's child joins.
+typedef struct ghostrun_stall {
+    int namespace_fd;   ///< /proc/thread-self/ns/net of the serving thread (O_CLOEXEC)
+    int stop_fd;        ///< write end: one byte (or close) stops the server
+    unsigned long thread;
+    int accepted;       ///< connections accepted so far (read after ghostrun_stall_stop)
+} ghostrun_stall;
+
+/// Starts a thread that unshares a network namespace, brings lo up, listens on each IPv4 address/port (network
+/// byte order) and accepts every connection without ever answering. Returns 0, or an errno with `step_out` named.
+int ghostrun_stall_start(const uint32_t *addresses, const uint16_t *ports, int count, ghostrun_stall *out,
+                         char *step_out);
+/// Stops the thread; it closes every socket it holds and the namespace goes with the last process in it.
+void ghostrun_stall_stop(ghostrun_stall *stall);
 
 /// One seccomp user notification, copied out of the kernel's struct.
 typedef struct ghostrun_notification {

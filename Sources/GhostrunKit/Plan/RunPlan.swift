@@ -32,6 +32,17 @@ public struct RunPlan: Sendable {
     /// answers from it, and evidence names the rule that decided each denial from it.
     public var decisions: SeccompDecisionTable?
 
+    /// `sandbox.stall` endpoints, served by a `StallServer` whose namespace the child joins.
+    public var stallEndpoints: [StallEndpoint] = []
+
+    /// Starts the stall server (nil without endpoints) and makes the child join its namespace.
+    public mutating func startStallServer() throws -> StallServer? {
+        guard !stallEndpoints.isEmpty else { return nil }
+        let server = try StallServer(endpoints: stallEndpoints)
+        spawn.joinNetworkNamespace = server.namespaceDescriptor
+        return server
+    }
+
     /// The freeze steps of `sandbox.cgroup.freeze`, in order.
     public var freezeSteps: [FreezeStep] { cgroup.freeze }
 
@@ -112,12 +123,14 @@ public struct RunPlan: Sendable {
         let requested = RequestedRestrictions(
             seccompFilter: spawn.filter != nil, capEff: expectedCapEff, noNewPrivs: spawn.noNewPrivs,
             uid: scenario.sandbox.user?.uid)
-        return RunPlan(
+        var plan = RunPlan(
             spawn: spawn, workdir: workdir, successArtifact: successArtifact.map(absolute),
             expectArtifact: scenario.expect?.artifact.map(substitutions.expand).map(absolute), requested: requested,
             cgroup: scenario.sandbox.cgroup, supervisor: supervisor, goTestOutput: goTest?.mode,
             warmPageCache: scenario.sandbox.cgroup.memoryMax != nil, policyEvidence: profile.map { ProfileEvidence($0) },
             decisions: decisions)
+        plan.stallEndpoints = scenario.sandbox.stall
+        return plan
     }
 
     /// `sandbox.mounts` and `sandbox.network` become namespaces the child unshares and the mount steps it applies.

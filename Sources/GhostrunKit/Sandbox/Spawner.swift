@@ -29,6 +29,8 @@ public struct SpawnPlan: Sendable {
     public var loopbackUp = false
     /// A Landlock ruleset, built just before fork and restricted in the child.
     public var landlock: LandlockPlan?
+    /// A network namespace descriptor to join instead of creating one (the stall server's), or -1.
+    public var joinNetworkNamespace: Int32 = -1
 
     public init(executable: String, arguments: [String], environment: [String]) {
         self.executable = executable
@@ -162,6 +164,8 @@ public enum Spawner {
         config.new_network_namespace = plan.newNetworkNamespace ? 1 : 0
         config.loopback_up = plan.loopbackUp ? 1 : 0
         config.landlock_ruleset = -1
+        config.join_network_namespace = plan.joinNetworkNamespace
+        if plan.joinNetworkNamespace >= 0 { config.new_network_namespace = 0 }
         if let landlock = plan.landlock { config.landlock_ruleset = try Landlock.createRuleset(landlock) }
         defer { if config.landlock_ruleset >= 0 { close(config.landlock_ruleset) } }
         let mountOperations = plan.mountOperations.map { operation -> ghostrun_mount_op in

@@ -44,3 +44,21 @@ public struct LandlockRequest: Sendable {
     public var location: SourceLocation?
     public init() {}
 }
+
+/// One `sandbox.stall` endpoint: an IPv4 loopback address and a port, served inside the run's namespace.
+public struct StallEndpoint: Sendable, Equatable, CustomStringConvertible {
+    /// The four octets of the address.
+    public var octets: [UInt8]
+    public var port: UInt16
+    public var description: String { octets.map(String.init).joined(separator: ".") + ":\(port)" }
+
+    /// `127.0.0.1:8099`; nil unless the address is in 127.0.0.0/8 and the port in 1...65535.
+    public init?(_ text: String) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let port = UInt16(parts[1]), port > 0 else { return nil }
+        let octets = parts[0].split(separator: ".", omittingEmptySubsequences: false).compactMap { UInt8($0) }
+        guard octets.count == 4, octets[0] == 127 else { return nil }
+        self.octets = octets
+        self.port = port
+    }
+}

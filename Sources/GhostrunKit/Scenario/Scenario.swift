@@ -98,6 +98,8 @@ public struct Sandbox: Sendable {
     public var network: NetworkMode?
     /// `sandbox.landlock`.
     public var landlock: LandlockRequest?
+    /// `sandbox.stall`: endpoints that accept and never answer (with `network: loopback`).
+    public var stall: [StallEndpoint] = []
     public init() {}
 }
 

@@ -311,7 +311,7 @@ struct ScenarioParser {
     // MARK: sandbox:
 
     private func sandbox(_ node: Node, _ path: String) throws -> Sandbox {
-        let keys = ["user", "no_new_privs", "capabilities", "seccomp", "rlimits", "cgroup", "mounts", "network", "landlock"]
+        let keys = ["user", "no_new_privs", "capabilities", "seccomp", "rlimits", "cgroup", "mounts", "network", "landlock", "stall"]
         var result = Sandbox()
         for entry in try reader.mapping(node, path, allowed: keys) {
             reader.attempt {
@@ -325,11 +325,32 @@ struct ScenarioParser {
                 case "mounts": result.mounts = try mounts(entry.value, entry.path)
                 case "network": result.network = try network(entry.value, entry.path)
                 case "landlock": result.landlock = try landlock(entry.value, entry.path)
+                case "stall": result.stall = try stall(entry.value, entry.path)
                 default: break
                 }
             }
         }
+        if !result.stall.isEmpty && result.network != .loopback, let entry = try? reader.mapping(node, path, allowed: keys)
+            .first(where: { $0.key == "stall" })
+        {
+            reader.report(reader.error(entry.value, entry.path, "stall endpoints need `network: loopback`",
+                                       hint: "add `network: loopback`: the endpoints are served inside the run's namespace"))
+        }
         return result
+    }
+
+    private func stall(_ node: Node, _ path: String) throws -> [StallEndpoint] {
+        let items = try reader.stringList(node, path)
+        guard items.count <= 16 else {
+            throw reader.error(node, path, "\(items.count) endpoints", hint: "at most 16 stall endpoints")
+        }
+        return try items.map { text, item in
+            guard let endpoint = StallEndpoint(text) else {
+                throw reader.error(item, path, "`\(text)` is not a loopback ADDR:PORT",
+                                   hint: "an IPv4 address in 127.0.0.0/8 and a port 1-65535, e.g. 127.0.0.1:8099")
+            }
+            return endpoint
+        }
     }
 
     // MARK: mounts:, network:
