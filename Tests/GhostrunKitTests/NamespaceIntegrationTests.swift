@@ -146,6 +146,52 @@ final class NamespaceIntegrationTests: XCTestCase {
         XCTAssertTrue(read.stdoutTail.contains("host-secret"), read.stdoutTail)
     }
 
+    private func threads() -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []).count
+    }
+
+    private func networkNamespaceDescriptors() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap {
+            try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0)
+        }.filter { $0.hasPrefix("net:[") }
+    }
+
+    func testStallEndpointAcceptsAndNeverAnswersInsideTheRunsNamespaceOnly() throws {
+        let port = UInt16.random(in: 20000...40000)
+        let probe = """
+            import socket
+            c = socket.create_connection(("127.0.0.1", \(port)), timeout=2); print("connected")
+            c.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n"); c.settimeout(1.5)
+            try:
+                print("answered", c.recv(10))
+            except socket.timeout:
+                print("no-answer")
+            """
+        let files = "files:\n  probe.py: |\n" + probe.split(separator: "\n").map { "    " + $0 }
+            .joined(separator: "\n") + "\n"
+        let threadsBefore = threads()
+        let descriptorsBefore = networkNamespaceDescriptors()
+        let result = try shell("/usr/bin/python3 probe.py",
+                               sandbox: "  network: loopback\n  stall: [\"127.0.0.1:\(port)\"]", extra: files)
+        XCTAssertTrue(result.stdoutTail.contains("connected\nno-answer"), result.stdoutTail + result.stderrTail)
+        // The endpoint exists only in the run's namespace: on the host nothing listens there.
+        let host = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(host) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(host, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        XCTAssertEqual(connected, -1, "something listens on the host's 127.0.0.1:\(port)")
+        // The server's thread and its namespace descriptor are gone with the run.
+        XCTAssertTrue(eventually(2) { self.threads() <= threadsBefore }, "threads \(threadsBefore) → \(threads())")
+        XCTAssertEqual(networkNamespaceDescriptors(), descriptorsBefore)
+    }
+
     func testRunsInOwnMountAndNetworkNamespaces() throws {
         let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/mnt")
         let hostNet = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
@@ -187,6 +233,10 @@ final class NamespaceScenarioErrorTests: XCTestCase {
             ("  mounts:\n    - {path: /etc/../tmp, readonly: true}", "sandbox.mounts[0].path", ".."),
             ("  mounts:\n    - {path: /tmp, readonly: true, rw: true}", "sandbox.mounts[0].rw", "unknown key"),
             ("  network: host", "sandbox.network", "unknown network"),
+            ("  stall: [\"127.0.0.1:8099\"]", "sandbox.stall", "network: loopback"),
+            ("  network: none\n  stall: [\"127.0.0.1:8099\"]", "sandbox.stall", "network: loopback"),
+            ("  network: loopback\n  stall: [\"10.0.0.1:80\"]", "sandbox.stall", "loopback ADDR:PORT"),
+            ("  network: loopback\n  stall: [\"127.0.0.1:0\"]", "sandbox.stall", "loopback ADDR:PORT"),
             ("  landlock:\n    write: [/nonexistent-ghostrun-tree]", "sandbox.landlock.write[0]", "does not exist"),
             ("  landlock:\n    write: [src]", "sandbox.landlock.write[0]", "relative"),
             ("  landlock:\n    read: [\"\"]", "sandbox.landlock.read[0]", "empty"),
