@@ -201,6 +201,12 @@ final class NamespaceIntegrationTests: XCTestCase {
         XCTAssertEqual(lines.count, 2, result.stdoutTail)
         XCTAssertFalse(lines.contains(host), result.stdoutTail)
         XCTAssertFalse(lines.contains(hostNet), result.stdoutTail)
+        // Attestation: every observed process names the namespaces it ran in, the ones the run reported itself.
+        XCTAssertFalse(result.evidence.processes.isEmpty)
+        for process in result.evidence.processes {
+            XCTAssertEqual(process.mountNamespace, lines.first, "\(process.comm) \(process.pid)")
+            XCTAssertEqual(process.networkNamespace, lines.last, "\(process.comm) \(process.pid)")
+        }
     }
 }
 
