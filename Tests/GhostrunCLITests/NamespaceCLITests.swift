@@ -12,8 +12,8 @@ final class NamespaceCLITests: XCTestCase {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in
             guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            return String(decoding: data, as: UTF8.self).contains(marker)
-                && !(((try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? "").contains("State:\tZ"))
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            return String(decoding: data, as: UTF8.self).contains(marker) && !status.contains("State:\tZ")
         }
     }
 
@@ -82,6 +82,9 @@ final class NamespaceCLITests: XCTestCase {
         XCTAssertEqual(mountTable(), mountsBefore, "the host's mount table changed")
         // Other runs on the machine may come and go: the namespace this run had must be gone (no process holds
         // it, and ghostrun never bind-mounts one), and no namespace that existed before is missing.
+        // `sleep` (no marker in its command line) outlives `sh` until the reaper kills the run's cgroup.
+        let namespaceGone = Date().addingTimeInterval(15)
+        while Date() < namespaceGone && networkNamespaces().contains(runNet) { usleep(50_000) }
         let after = networkNamespaces()
         XCTAssertFalse(after.contains(runNet), "the run's network namespace \(runNet) is still in use")
         XCTAssertTrue(after.contains(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")))

@@ -72,7 +72,8 @@ public enum Doctor {
         let landlockDetail: String
         let landlockOK: Bool
         switch Landlock.abi() {
-        case .success(let abi): (landlockOK, landlockDetail) = (true, "ABI \(abi) (sandbox.landlock handles its file-system rights)")
+        case .success(let abi):
+            (landlockOK, landlockDetail) = (true, "ABI \(abi) (sandbox.landlock handles its file-system rights)")
         case .failure(let reason): (landlockOK, landlockDetail) = (false, reason.reason)
         }
         checks.append(DoctorCheck(

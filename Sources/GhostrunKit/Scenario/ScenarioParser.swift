@@ -311,7 +311,10 @@ struct ScenarioParser {
     // MARK: sandbox:
 
     private func sandbox(_ node: Node, _ path: String) throws -> Sandbox {
-        let keys = ["user", "no_new_privs", "capabilities", "seccomp", "rlimits", "cgroup", "mounts", "network", "landlock", "stall"]
+        let keys = [
+            "user", "no_new_privs", "capabilities", "seccomp", "rlimits", "cgroup", "mounts", "network", "landlock",
+            "stall",
+        ]
         var result = Sandbox()
         for entry in try reader.mapping(node, path, allowed: keys) {
             reader.attempt {
@@ -330,11 +333,12 @@ struct ScenarioParser {
                 }
             }
         }
-        if !result.stall.isEmpty && result.network != .loopback, let entry = try? reader.mapping(node, path, allowed: keys)
-            .first(where: { $0.key == "stall" })
+        if !result.stall.isEmpty && result.network != .loopback,
+            let entry = try? reader.mapping(node, path, allowed: keys).first(where: { $0.key == "stall" })
         {
-            reader.report(reader.error(entry.value, entry.path, "stall endpoints need `network: loopback`",
-                                       hint: "add `network: loopback`: the endpoints are served inside the run's namespace"))
+            reader.report(
+                reader.error(entry.value, entry.path, "stall endpoints need `network: loopback`",
+                             hint: "add `network: loopback`: the endpoints are served inside the run's namespace"))
         }
         return result
     }
@@ -409,7 +413,8 @@ struct ScenarioParser {
                                hint: "one of tmpfs, hide, bind per entry; add another entry for the same path")
         }
         if entry.kind == .hide && (entry.readonly || entry.noexec || entry.nosuid || entry.nodev) {
-            throw reader.error(node, path, "`hide` takes no flags", hint: "a hidden path is empty and read-only already")
+            throw reader.error(node, path, "`hide` takes no flags",
+                               hint: "a hidden path is empty and read-only already")
         }
         if entry.kind == .flags && !(entry.readonly || entry.noexec || entry.nosuid || entry.nodev) {
             throw reader.error(node, path, "the entry changes nothing at `\(target)`",

@@ -75,13 +75,17 @@ public enum MountPlan {
             return [MountOperation(kind: .bind(source: "/dev/null"), target: target, step: step)]
         case .bind(let source):
             var result = [MountOperation(kind: .bind(source: expand(source)), target: target, step: step)]
-            if flags != 0 { result.append(MountOperation(kind: .setAttributes, target: target, flags: flags, step: step)) }
+            if flags != 0 {
+                result.append(MountOperation(kind: .setAttributes, target: target, flags: flags, step: step))
+            }
             return result
         case .flags:
             // mount_setattr changes the mount that holds the path: a path that is not a mount point is first bound
             // onto itself, so only its tree changes.
             var result: [MountOperation] = []
-            if !isMountPoint(target) { result.append(MountOperation(kind: .bind(source: target), target: target, step: step)) }
+            if !isMountPoint(target) {
+                result.append(MountOperation(kind: .bind(source: target), target: target, step: step))
+            }
             result.append(MountOperation(kind: .setAttributes, target: target, flags: flags, step: step))
             return result
         }
