@@ -6,12 +6,19 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/landlock.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -73,6 +80,125 @@ static int apply_capsets(uint64_t effective, uint64_t permitted, uint64_t inheri
     return (int)syscall(SYS_capset, &header, data);
 }
 
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#define GHOSTRUN_OPEN_TREE_CLONE 1
+#define GHOSTRUN_MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+
+/// struct mount_attr (MOUNT_ATTR_SIZE_VER0), mirrored: <linux/mount.h> conflicts with <sys/mount.h>.
+struct ghostrun_mount_attr {
+    uint64_t attr_set;
+    uint64_t attr_clr;
+    uint64_t propagation;
+    uint64_t userns_fd;
+};
+
+/// mkdir -p for an absolute path, with a stack copy (nothing allocated after fork).
+static int make_directories(const char *path) {
+    char buffer[4096];
+    size_t length = 0;
+    while (path[length] != '\0') {
+        if (length + 1 >= sizeof buffer) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        buffer[length] = path[length];
+        length++;
+    }
+    buffer[length] = '\0';
+    for (size_t i = 1; i <= length; i++) {
+        if (buffer[i] != '/' && buffer[i] != '\0') continue;
+        char saved = buffer[i];
+        buffer[i] = '\0';
+        if (mkdir(buffer, 0755) != 0 && errno != EEXIST) return -1;
+        buffer[i] = saved;
+    }
+    return 0;
+}
+
+_Static_assert(GHOSTRUN_MOUNT_RDONLY == 0x1 && GHOSTRUN_MOUNT_NOSUID == 0x2 && GHOSTRUN_MOUNT_NODEV == 0x4 &&
+                   GHOSTRUN_MOUNT_NOEXEC == 0x8,
+               "MOUNT_ATTR_* values");
+
+static unsigned long mount_flags(uint64_t flags) {
+    unsigned long result = 0;
+    if (flags & GHOSTRUN_MOUNT_RDONLY) result |= MS_RDONLY;
+    if (flags & GHOSTRUN_MOUNT_NOSUID) result |= MS_NOSUID;
+    if (flags & GHOSTRUN_MOUNT_NODEV) result |= MS_NODEV;
+    if (flags & GHOSTRUN_MOUNT_NOEXEC) result |= MS_NOEXEC;
+    return result;
+}
+
+static void apply_mounts(const ghostrun_spawn_config *c, int report_fd) {
+    int kept[GHOSTRUN_MAX_KEPT_TREES];
+    for (int i = 0; i < GHOSTRUN_MAX_KEPT_TREES; i++) kept[i] = -1;
+    for (int i = 0; i < c->mount_op_count; i++) {
+        const ghostrun_mount_op *op = &c->mount_ops[i];
+        int slot_ok = op->slot >= 0 && op->slot < GHOSTRUN_MAX_KEPT_TREES;
+        switch (op->kind) {
+        case GHOSTRUN_MOUNT_TMPFS:
+            if (mount("tmpfs", op->target, "tmpfs", mount_flags(op->flags), op->data) != 0) {
+                child_fail(report_fd, op->step);
+            }
+            break;
+        case GHOSTRUN_MOUNT_BIND:
+            if (mount(op->source, op->target, NULL, MS_BIND | MS_REC, NULL) != 0) child_fail(report_fd, op->step);
+            break;
+        case GHOSTRUN_MOUNT_SETATTR: {
+            struct ghostrun_mount_attr attr = {.attr_set = op->flags};
+            if (syscall(SYS_mount_setattr, AT_FDCWD, op->target, AT_RECURSIVE, &attr, sizeof attr) != 0) {
+                child_fail(report_fd, op->step);
+            }
+            break;
+        }
+        case GHOSTRUN_MOUNT_KEEP:
+            if (!slot_ok) {
+                errno = EINVAL;
+                child_fail(report_fd, op->step);
+            }
+            kept[op->slot] = (int)syscall(SYS_open_tree, AT_FDCWD, op->target,
+                                          GHOSTRUN_OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC);
+            if (kept[op->slot] < 0) child_fail(report_fd, op->step);
+            break;
+        case GHOSTRUN_MOUNT_RESTORE:
+            if (!slot_ok || kept[op->slot] < 0) {
+                errno = EINVAL;
+                child_fail(report_fd, op->step);
+            }
+            if (make_directories(op->target) != 0) child_fail(report_fd, op->step);
+            if (syscall(SYS_move_mount, kept[op->slot], "", AT_FDCWD, op->target,
+                        GHOSTRUN_MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+                child_fail(report_fd, op->step);
+            }
+            close(kept[op->slot]);
+            kept[op->slot] = -1;
+            break;
+        default:
+            errno = EINVAL;
+            child_fail(report_fd, op->step);
+        }
+    }
+}
+
+/// Brings `lo` up in the child's new network namespace: SIOCGIFFLAGS/SIOCSIFFLAGS are plain ioctls.
+static int loopback_up(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    memcpy(request.ifr_name, "lo", 3);
+    int status = ioctl(fd, SIOCGIFFLAGS, &request);
+    if (status == 0) {
+        request.ifr_flags |= IFF_UP;
+        status = ioctl(fd, SIOCSIFFLAGS, &request);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return status;
+}
+
 __attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, int report_fd, pid_t parent) {
     // Signal state: dispositions back to default (ignored signals survive execve), then unblock.
     for (int sig = 1; sig < NSIG; sig++) {
@@ -111,10 +237,31 @@ __attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, 
         }
     }
 
+    // Namespaces while ghostrun's capabilities are intact; the mounts before chdir so the workdir is the new view.
+    if (c->join_network_namespace >= 0 && setns(c->join_network_namespace, CLONE_NEWNET) != 0) {
+        child_fail(report_fd, "setns-network");
+    }
+    int unshare_flags = (c->new_mount_namespace ? CLONE_NEWNS : 0) | (c->new_network_namespace ? CLONE_NEWNET : 0);
+    if (unshare_flags != 0) {
+        if (unshare(unshare_flags) != 0) child_fail(report_fd, "unshare");
+        if (c->new_mount_namespace && mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+            child_fail(report_fd, "mount-private");
+        }
+        if (c->new_network_namespace && c->loopback_up && loopback_up() != 0) child_fail(report_fd, "loopback-up");
+    }
+    if (c->mount_op_count > 0) apply_mounts(c, report_fd);
+
     if (c->workdir != NULL && chdir(c->workdir) != 0) child_fail(report_fd, "chdir");
 
     for (int i = 0; i < c->rlimit_count; i++) {
         if (setrlimit(c->rlimit_resources[i], &c->rlimits[i]) != 0) child_fail(report_fd, "setrlimit");
+    }
+
+    // Landlock before the capability and user changes: ghostrun's CAP_SYS_ADMIN allows it without no_new_privs,
+    // and the domain is inherited by everything the go command starts.
+    if (c->landlock_ruleset >= 0) {
+        if (syscall(SYS_landlock_restrict_self, c->landlock_ruleset, 0U) != 0) child_fail(report_fd, "landlock");
+        close(c->landlock_ruleset);
     }
 
     // The seccomp filter needs no_new_privs or CAP_SYS_ADMIN at load time. When the scenario
@@ -236,6 +383,31 @@ int ghostrun_spawn(const ghostrun_spawn_config *config, pid_t *pid_out, char *st
     return failure.error;
 }
 
+int ghostrun_landlock_abi(void) {
+    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    return abi < 0 ? -errno : (int)abi;
+}
+
+int ghostrun_landlock_create_ruleset(uint64_t handled_access_fs) {
+    struct landlock_ruleset_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.handled_access_fs = handled_access_fs;
+    // Only the first field: an older kernel rejects a larger struct with unknown non-zero fields, and file-system
+    // rights are all this ruleset restricts.
+    long fd = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr.handled_access_fs, 0U);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int ghostrun_landlock_add_path(int ruleset, const char *path, uint64_t allowed_access) {
+    int parent = open(path, O_PATH | O_CLOEXEC);
+    if (parent < 0) return -errno;
+    struct landlock_path_beneath_attr rule = {.allowed_access = allowed_access, .parent_fd = parent};
+    long status = syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0U);
+    int saved = errno;
+    close(parent);
+    return status < 0 ? -saved : 0;
+}
+
 int ghostrun_seccomp(unsigned int operation, unsigned int flags, void *args) {
     return (int)syscall(SYS_seccomp, operation, flags, args);
 }
@@ -299,4 +471,167 @@ int ghostrun_openat_beneath(int dirfd, const char *path, int flags, unsigned int
     how.mode = (flags & O_CREAT) ? mode : 0;
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+// MARK: - Stall server
+
+#include <netinet/in.h>
+#include <poll.h>
+
+typedef struct {
+    uint32_t addresses[GHOSTRUN_MAX_STALL];
+    uint16_t ports[GHOSTRUN_MAX_STALL];
+    int count;
+    int stop_read;
+    int ready_write;
+    int *accepted;
+} stall_args;
+
+typedef struct {
+    int error;
+    int namespace_fd;
+    char step[GHOSTRUN_STEP_LEN];
+} stall_ready;
+
+static void *stall_thread(void *raw) {
+    stall_args args = *(stall_args *)raw;
+    free(raw);
+    stall_ready ready;
+    memset(&ready, 0, sizeof ready);
+    ready.namespace_fd = -1;
+    int listeners[GHOSTRUN_MAX_STALL];
+    int listener_count = 0;
+    int held[1024];
+    int held_count = 0;
+    // This thread alone enters the new namespace; ghostrun's other threads stay in the host's.
+    if (unshare(CLONE_NEWNET) != 0) {
+        ready.error = errno;
+        copy_step(ready.step, "stall-unshare");
+    } else if (loopback_up() != 0) {
+        ready.error = errno;
+        copy_step(ready.step, "stall-loopback-up");
+    } else if ((ready.namespace_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0) {
+        ready.error = errno;
+        copy_step(ready.step, "stall-namespace");
+    } else {
+        for (int i = 0; i < args.count; i++) {
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = args.ports[i]};
+            address.sin_addr.s_addr = args.addresses[i];
+            int one = 1;
+            if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+                bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, 128) != 0) {
+                ready.error = errno;
+                copy_step(ready.step, "stall-listen");
+                if (fd >= 0) close(fd);
+                break;
+            }
+            listeners[listener_count++] = fd;
+        }
+    }
+    int failed = ready.error != 0;
+    write_all(args.ready_write, &ready, sizeof ready);
+    close(args.ready_write);
+    while (!failed) {
+        struct pollfd fds[GHOSTRUN_MAX_STALL + 1];
+        fds[0].fd = args.stop_read;
+        fds[0].events = POLLIN;
+        for (int i = 0; i < listener_count; i++) {
+            fds[i + 1].fd = listeners[i];
+            fds[i + 1].events = POLLIN;
+        }
+        if (poll(fds, (nfds_t)listener_count + 1, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (fds[0].revents != 0) break;
+        for (int i = 0; i < listener_count; i++) {
+            if (fds[i + 1].revents == 0) continue;
+            int connection = accept4(listeners[i], NULL, NULL, SOCK_CLOEXEC);
+            if (connection < 0) continue;
+            __atomic_add_fetch(args.accepted, 1, __ATOMIC_RELAXED);
+            // Held open and never read or answered: the client waits, as on a proxy that hangs.
+            if (held_count < (int)(sizeof held / sizeof held[0])) {
+                held[held_count++] = connection;
+            } else {
+                close(connection);
+            }
+        }
+    }
+    for (int i = 0; i < held_count; i++) close(held[i]);
+    for (int i = 0; i < listener_count; i++) close(listeners[i]);
+    close(args.stop_read);
+    return NULL;
+}
+
+int ghostrun_stall_start(const uint32_t *addresses, const uint16_t *ports, int count, ghostrun_stall *out,
+                         char *step_out) {
+    if (count < 0 || count > GHOSTRUN_MAX_STALL) {
+        copy_step(step_out, "stall-endpoints");
+        return E2BIG;
+    }
+    int stop[2], ready_pipe[2];
+    if (pipe2(stop, O_CLOEXEC) != 0) {
+        copy_step(step_out, "stall-pipe");
+        return errno;
+    }
+    if (pipe2(ready_pipe, O_CLOEXEC) != 0) {
+        int saved = errno;
+        close(stop[0]);
+        close(stop[1]);
+        copy_step(step_out, "stall-pipe");
+        return saved;
+    }
+    stall_args *args = calloc(1, sizeof *args);
+    out->accepted = 0;
+    args->count = count;
+    for (int i = 0; i < count; i++) {
+        args->addresses[i] = addresses[i];
+        args->ports[i] = ports[i];
+    }
+    args->stop_read = stop[0];
+    args->ready_write = ready_pipe[1];
+    args->accepted = &out->accepted;
+    pthread_t thread;
+    int status = pthread_create(&thread, NULL, stall_thread, args);
+    if (status != 0) {
+        free(args);
+        close(stop[0]);
+        close(stop[1]);
+        close(ready_pipe[0]);
+        close(ready_pipe[1]);
+        copy_step(step_out, "stall-thread");
+        return status;
+    }
+    stall_ready ready;
+    size_t got = 0;
+    while (got < sizeof ready) {
+        ssize_t n = read(ready_pipe[0], (char *)&ready + got, sizeof ready - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(ready_pipe[0]);
+    out->thread = (unsigned long)thread;
+    out->stop_fd = stop[1];
+    out->namespace_fd = ready.namespace_fd;
+    if (got < sizeof ready || ready.error != 0) {
+        ghostrun_stall_stop(out);
+        copy_step(step_out, got < sizeof ready ? "stall-report" : ready.step);
+        return got < sizeof ready ? EIO : ready.error;
+    }
+    return 0;
+}
+
+void ghostrun_stall_stop(ghostrun_stall *stall) {
+    if (stall->stop_fd >= 0) {
+        // Closing the write end wakes the thread's poll (POLLHUP) without any SIGPIPE if it has already ended.
+        close(stall->stop_fd);
+        stall->stop_fd = -1;
+        pthread_join((pthread_t)stall->thread, NULL);
+    }
+    if (stall->namespace_fd >= 0) {
+        close(stall->namespace_fd);
+        stall->namespace_fd = -1;
+    }
 }

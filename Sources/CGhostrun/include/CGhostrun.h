@@ -14,6 +14,31 @@
 #define GHOSTRUN_MAX_RLIMITS 16
 #define GHOSTRUN_MAX_GROUPS 64
 #define GHOSTRUN_STEP_LEN 32
+#define GHOSTRUN_MAX_KEPT_TREES 4
+
+/// What one step of the child's mount setup does (`ghostrun_mount_op.kind`).
+#define GHOSTRUN_MOUNT_TMPFS 1    ///< mount("tmpfs", target, "tmpfs", flags, data)
+#define GHOSTRUN_MOUNT_BIND 2     ///< mount(source, target, NULL, MS_BIND | MS_REC, NULL)
+#define GHOSTRUN_MOUNT_SETATTR 3  ///< mount_setattr(target, AT_RECURSIVE) setting `flags`
+#define GHOSTRUN_MOUNT_KEEP 4     ///< open_tree(target, OPEN_TREE_CLONE | AT_RECURSIVE) into kept slot `slot`
+#define GHOSTRUN_MOUNT_RESTORE 5  ///< mkdir -p target, then move_mount the tree kept in `slot` onto it
+
+/// Mount flags of a step, the values of the kernel's MOUNT_ATTR_* (spawn.c checks them).
+#define GHOSTRUN_MOUNT_RDONLY 0x1
+#define GHOSTRUN_MOUNT_NOSUID 0x2
+#define GHOSTRUN_MOUNT_NODEV 0x4
+#define GHOSTRUN_MOUNT_NOEXEC 0x8
+
+/// One mount step in the child's private mount namespace, prepared by Swift; `step` names it in a failure.
+typedef struct ghostrun_mount_op {
+    int kind;
+    int slot;
+    const char *source;
+    const char *target;
+    const char *data;
+    uint64_t flags;
+    char step[GHOSTRUN_STEP_LEN];
+} ghostrun_mount_op;
 
 /// A classic BPF program, mirrored from <linux/filter.h> so Swift can build it without that header.
 typedef struct ghostrun_bpf_insn {
@@ -64,7 +89,40 @@ typedef struct ghostrun_spawn_config {
     /// lets sendmsg through on, so the hand-over is never itself notified). -1 when unused.
     int listener_socket;
     int listener_socket_target;
+
+    /// 1: unshare a mount namespace before the mount steps; the child first makes every mount private so nothing
+    /// it mounts propagates to the host.
+    int new_mount_namespace;
+    /// 1: unshare a network namespace (only `lo`, down).
+    int new_network_namespace;
+    /// 1: bring `lo` up in the new network namespace (`sandbox.network: loopback`).
+    int loopback_up;
+    const ghostrun_mount_op *mount_ops;
+    int mount_op_count;
+
+    /// A Landlock ruleset built by the parent (`ghostrun_landlock_*`), or -1. The child calls
+    /// landlock_restrict_self after the mount steps and chdir, while it still holds ghostrun's CAP_SYS_ADMIN.
+    int landlock_ruleset;
+    /// A network namespace to join with setns instead of creating one (the stall server's), or -1.
+    int join_network_namespace;
 } ghostrun_spawn_config;
+
+#define GHOSTRUN_MAX_STALL 16
+
+/// Stall endpoints served inside a network namespace of their own (lo up), which the run's child joins.
+typedef struct ghostrun_stall {
+    int namespace_fd;   ///< /proc/thread-self/ns/net of the serving thread (O_CLOEXEC)
+    int stop_fd;        ///< write end: one byte (or close) stops the server
+    unsigned long thread;
+    int accepted;       ///< connections accepted so far (read after ghostrun_stall_stop)
+} ghostrun_stall;
+
+/// Starts a thread that unshares a network namespace, brings lo up, listens on each IPv4 address/port (network
+/// byte order) and accepts every connection without ever answering. Returns 0, or an errno with `step_out` named.
+int ghostrun_stall_start(const uint32_t *addresses, const uint16_t *ports, int count, ghostrun_stall *out,
+                         char *step_out);
+/// Stops the thread; it closes every socket it holds and the namespace goes with the last process in it.
+void ghostrun_stall_stop(ghostrun_stall *stall);
 
 /// One seccomp user notification, copied out of the kernel's struct.
 typedef struct ghostrun_notification {
@@ -97,6 +155,13 @@ int ghostrun_socketpair(int fds[2]);
 /// On failure returns the errno and copies the failing step's name into `step_out`; if the
 /// failure happened in the child, the child has been reaped already.
 int ghostrun_spawn(const ghostrun_spawn_config *config, pid_t *pid_out, char *step_out);
+
+/// Landlock: the kernel's ABI version (>= 1), or -errno (EOPNOTSUPP: disabled at boot, ENOSYS: not built).
+int ghostrun_landlock_abi(void);
+/// landlock_create_ruleset handling these file-system rights; an O_CLOEXEC fd or -errno.
+int ghostrun_landlock_create_ruleset(uint64_t handled_access_fs);
+/// landlock_add_rule(LANDLOCK_RULE_PATH_BENEATH) for the tree at `path` (opened O_PATH here); 0 or -errno.
+int ghostrun_landlock_add_path(int ruleset, const char *path, uint64_t allowed_access);
 
 /// seccomp(2), which glibc does not wrap.
 int ghostrun_seccomp(unsigned int operation, unsigned int flags, void *args);

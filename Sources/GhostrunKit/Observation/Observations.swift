@@ -19,6 +19,10 @@ public struct ProcStatus: Codable, Equatable, Sendable {
     public var seccomp: Int = 0
     public var seccompFilters: Int = 0
     public var threads: Int = 0
+    /// `/proc/PID/ns/mnt` and `/proc/PID/ns/net` (`mnt:[4026532301]`), read when the process is first seen and at
+    /// each exec: which namespaces the process really ran in. Not in `status`; nil when unreadable.
+    public var mountNamespace: String?
+    public var networkNamespace: String?
     public init() {}
 }
 

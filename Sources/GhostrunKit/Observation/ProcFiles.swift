@@ -225,6 +225,17 @@ public enum ProcFiles {
     }
 
     /// The executable's path; nil for kernel threads, zombies and gone processes.
+    /// The mount and network namespaces of a process (`mnt:[4026532301]`, `net:[4026532304]`).
+    public static func namespaces(pid: Int32) -> (mount: String?, network: String?) {
+        func link(_ name: String) -> String? {
+            var buffer = [CChar](repeating: 0, count: 64)
+            let length = retryingEINTR { readlink("/proc/\(pid)/ns/\(name)", &buffer, buffer.count - 1) }
+            guard length > 0 else { return nil }
+            return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        return (link("mnt"), link("net"))
+    }
+
     public static func exe(pid: Int32) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let length = retryingEINTR { readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1) }

@@ -157,6 +157,9 @@ public final class ProcessSampler {
             } else {
                 sample.syscall = record.last.syscall
             }
+            (sample.status.mountNamespace, sample.status.networkNamespace) =
+                stat.comm != record.comm ? ProcFiles.namespaces(pid: pid)
+                : (record.last.status.mountNamespace, record.last.status.networkNamespace)
             if stat.comm != record.comm {
                 // The comm changes at exec: a fork of `go` becomes `compile`, and must be named so.
                 record.comm = stat.comm
@@ -171,6 +174,7 @@ public final class ProcessSampler {
 
         var sample = ProcessSample(timeMs: timeMs, status: status, cpuTicks: ticks, wchan: wchan)
         sample.syscall = ProcFiles.syscall(pid: pid)
+        (sample.status.mountNamespace, sample.status.networkNamespace) = ProcFiles.namespaces(pid: pid)
         let exe = ProcFiles.exe(pid: pid)
         let record = Record(
             pid: pid, startTime: stat.startTime, ppid: status.ppid != 0 ? status.ppid : stat.ppid,

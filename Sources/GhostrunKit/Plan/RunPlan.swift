@@ -35,6 +35,17 @@ public struct RunPlan: Sendable {
     /// answers from it, and evidence names the rule that decided each denial from it.
     public var decisions: SeccompDecisionTable?
 
+    /// `sandbox.stall` endpoints, served by a `StallServer` whose namespace the child joins.
+    public var stallEndpoints: [StallEndpoint] = []
+
+    /// Starts the stall server (nil without endpoints) and makes the child join its namespace.
+    public mutating func startStallServer() throws -> StallServer? {
+        guard !stallEndpoints.isEmpty else { return nil }
+        let server = try StallServer(endpoints: stallEndpoints)
+        spawn.joinNetworkNamespace = server.namespaceDescriptor
+        return server
+    }
+
     /// The freeze steps of `sandbox.cgroup.freeze`, in order.
     public var freezeSteps: [FreezeStep] { cgroup.freeze }
 
@@ -105,6 +116,7 @@ public struct RunPlan: Sendable {
                                     work: work, substitutions: substitutions, traceOut: traceOut,
                                     observeWithBPF: observeWithBPF, spawn: &spawn)
         spawn.seccompFlags |= ProfileFlags.value(of: profile?.flags ?? [])
+        try namespaces(scenario.sandbox, work: work, substitutions: substitutions, spawn: &spawn)
 
         var expectedCapEff: UInt64?
         if let caps = spawn.capabilities {
@@ -122,7 +134,27 @@ public struct RunPlan: Sendable {
             warmPageCache: scenario.sandbox.cgroup.memoryMax != nil, policyEvidence: profile.map { ProfileEvidence($0) },
             decisions: decisions)
         plan.observeWithBPF = observeWithBPF
+        plan.stallEndpoints = scenario.sandbox.stall
         return plan
+    }
+
+    /// `sandbox.mounts` and `sandbox.network` become namespaces the child unshares and the mount steps it applies.
+    static func namespaces(_ sandbox: Sandbox, work: WorkDirectory, substitutions: Substitutions,
+                           spawn: inout SpawnPlan) throws {
+        if !sandbox.mounts.isEmpty {
+            spawn.newMountNamespace = true
+            spawn.mountOperations = MountPlan.operations(for: sandbox.mounts, work: work.work,
+                                                         expand: substitutions.expand)
+        }
+        if let network = sandbox.network {
+            spawn.newNetworkNamespace = true
+            spawn.loopbackUp = network == .loopback
+        }
+        if let request = sandbox.landlock {
+            // A host without Landlock makes the run `skipped` with the reason (HostUnsupported).
+            let abi = try Landlock.abi().get()
+            spawn.landlock = Landlock.plan(request, abi: abi, work: work.work, expand: substitutions.expand)
+        }
     }
 
     /// Which of the harness's variables reach the child: the locale (`LANG`, `LANGUAGE`, `LC_*`), `TERM`, and the

@@ -199,11 +199,14 @@ public struct ProcessEvidence: Codable, Equatable, Sendable {
     public var threads: Int
     public var cpuTicks: UInt64
     public var stateChanges: [StateChange]
+    /// The namespaces the process ran in after its last exec (`/proc/PID/ns/mnt`, `/proc/PID/ns/net`).
+    public var mountNamespace: String?
+    public var networkNamespace: String?
     enum CodingKeys: String, CodingKey {
         case pid, ppid, comm, exe, firstState = "first_state", lastState = "last_state", capEff = "CapEff",
             capPrm = "CapPrm", capBnd = "CapBnd", capAmb = "CapAmb", noNewPrivs = "NoNewPrivs", seccomp = "Seccomp",
             seccompFilters = "Seccomp_filters", uid, threads = "Threads", cpuTicks = "cpu_ticks",
-            stateChanges = "state_changes"
+            stateChanges = "state_changes", mountNamespace = "mnt_ns", networkNamespace = "net_ns"
     }
     public init(_ p: ProcessObservation) {
         pid = p.pid
@@ -224,6 +227,8 @@ public struct ProcessEvidence: Codable, Equatable, Sendable {
         threads = max(p.first.status.threads, p.last.status.threads)
         cpuTicks = p.last.cpuTicks
         stateChanges = p.stateChanges
+        mountNamespace = p.last.status.mountNamespace
+        networkNamespace = p.last.status.networkNamespace
     }
 }
 

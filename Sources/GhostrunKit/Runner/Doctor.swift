@@ -79,6 +79,17 @@ public enum Doctor {
                     + "on a kernel with BTF; until then tracing costs a user-notification round trip per call",
                 essential: false))
         }
+        let landlockDetail: String
+        let landlockOK: Bool
+        switch Landlock.abi() {
+        case .success(let abi):
+            (landlockOK, landlockDetail) = (true, "ABI \(abi) (sandbox.landlock handles its file-system rights)")
+        case .failure(let reason): (landlockOK, landlockDetail) = (false, reason.reason)
+        }
+        checks.append(DoctorCheck(
+            name: "Landlock", ok: landlockOK, detail: landlockDetail,
+            fix: "a kernel with Landlock enabled (sandbox.landlock scenarios are skipped without it)",
+            essential: false))
 
         let toolchains = Toolchains.installed()
         checks.append(DoctorCheck(

@@ -113,7 +113,7 @@ public final class ScenarioRunner: Sendable {
         }
         defer { if !options.keepWork { work.remove() } }
 
-        let plan: RunPlan
+        var plan: RunPlan
         do {
             try WorkPreparation.apply(scenario, toolchain: toolchain, to: work)
             plan = try RunPlan.resolve(scenario: scenario, toolchain: toolchain, host: host, work: work,
@@ -150,6 +150,13 @@ public final class ScenarioRunner: Sendable {
         }
 
         let observation: RunObservation
+        let stall: StallServer?
+        do {
+            stall = try plan.startStallServer()
+        } catch {
+            return harnessError(scenario, toolchain, message: "\(error)")
+        }
+        defer { stall?.stop() }
         do {
             observation = try RunMonitor.observe(
                 scenario, plan: plan, cgroup: cgroup, work: work, toolchain: toolchain, options: options, runs: runs,

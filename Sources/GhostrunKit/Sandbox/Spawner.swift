@@ -21,6 +21,16 @@ public struct SpawnPlan: Sendable {
     /// moved to first (the filter lets sendmsg on that number through). -1 when there is no supervisor.
     public var listenerSocket: Int32 = -1
     public var listenerSocketTarget: Int32 = -1
+    /// A private mount namespace (mounts made private first), then these steps; see `MountPlan`.
+    public var newMountNamespace = false
+    public var mountOperations: [MountOperation] = []
+    /// A private network namespace; `loopbackUp` brings `lo` up in it.
+    public var newNetworkNamespace = false
+    public var loopbackUp = false
+    /// A Landlock ruleset, built just before fork and restricted in the child.
+    public var landlock: LandlockPlan?
+    /// A network namespace descriptor to join instead of creating one (the stall server's), or -1.
+    public var joinNetworkNamespace: Int32 = -1
 
     public init(executable: String, arguments: [String], environment: [String]) {
         self.executable = executable
@@ -150,6 +160,39 @@ public enum Spawner {
         config.seccomp_flags = plan.seccompFlags
         config.listener_socket = plan.listenerSocket
         config.listener_socket_target = plan.listenerSocketTarget
+        config.new_mount_namespace = plan.newMountNamespace ? 1 : 0
+        config.new_network_namespace = plan.newNetworkNamespace ? 1 : 0
+        config.loopback_up = plan.loopbackUp ? 1 : 0
+        config.landlock_ruleset = -1
+        config.join_network_namespace = plan.joinNetworkNamespace
+        if plan.joinNetworkNamespace >= 0 { config.new_network_namespace = 0 }
+        if let landlock = plan.landlock { config.landlock_ruleset = try Landlock.createRuleset(landlock) }
+        defer { if config.landlock_ruleset >= 0 { close(config.landlock_ruleset) } }
+        let mountOperations = plan.mountOperations.map { operation -> ghostrun_mount_op in
+            var op = ghostrun_mount_op()
+            op.target = UnsafePointer(cString(operation.target))
+            op.flags = operation.flags
+            switch operation.kind {
+            case .tmpfs(let data):
+                op.kind = GHOSTRUN_MOUNT_TMPFS
+                op.data = UnsafePointer(cString(data))
+            case .bind(let source):
+                op.kind = GHOSTRUN_MOUNT_BIND
+                op.source = UnsafePointer(cString(source))
+            case .setAttributes: op.kind = GHOSTRUN_MOUNT_SETATTR
+            case .keep(let slot):
+                op.kind = GHOSTRUN_MOUNT_KEEP
+                op.slot = slot
+            case .restore(let slot):
+                op.kind = GHOSTRUN_MOUNT_RESTORE
+                op.slot = slot
+            }
+            withUnsafeMutableBytes(of: &op.step) { raw in
+                let bytes = Array(operation.step.utf8.prefix(Int(GHOSTRUN_STEP_LEN) - 1))
+                for (i, byte) in bytes.enumerated() { raw[i] = byte }
+            }
+            return op
+        }
 
         var pid: pid_t = 0
         var step = [CChar](repeating: 0, count: Int(GHOSTRUN_STEP_LEN))
@@ -157,6 +200,9 @@ public enum Spawner {
         let status: Int32 = argv.withUnsafeBufferPointer { argvBuffer in
             envp.withUnsafeBufferPointer { envpBuffer in
                 instructions.withUnsafeBufferPointer { filterBuffer in
+                  mountOperations.withUnsafeBufferPointer { mountBuffer in
+                    config.mount_ops = mountBuffer.baseAddress
+                    config.mount_op_count = Int32(mountBuffer.count)
                     config.path = UnsafePointer(path)
                     config.workdir = workdir.map { UnsafePointer($0) }
                     config.argv = UnsafePointer(argvBuffer.baseAddress)
@@ -166,6 +212,7 @@ public enum Spawner {
                         config.filter_len = UInt16(filterBuffer.count)
                     }
                     return ghostrun_spawn(&config, &pid, &step)
+                  }
                 }
             }
         }

@@ -92,6 +92,14 @@ public struct Sandbox: Sendable {
     public var seccomp: SeccompPolicy?
     public var rlimits: [ResourceLimit] = []
     public var cgroup: CgroupRequest = CgroupRequest()
+    /// `sandbox.mounts`: a private mount namespace when not empty.
+    public var mounts: [MountEntry] = []
+    /// `sandbox.network`: a private network namespace when set.
+    public var network: NetworkMode?
+    /// `sandbox.landlock`.
+    public var landlock: LandlockRequest?
+    /// `sandbox.stall`: endpoints that accept and never answer (with `network: loopback`).
+    public var stall: [StallEndpoint] = []
     public init() {}
 }
 

@@ -341,7 +341,10 @@ struct ScenarioParser {
     // MARK: sandbox:
 
     private func sandbox(_ node: Node, _ path: String) throws -> Sandbox {
-        let keys = ["user", "no_new_privs", "capabilities", "seccomp", "rlimits", "cgroup"]
+        let keys = [
+            "user", "no_new_privs", "capabilities", "seccomp", "rlimits", "cgroup", "mounts", "network", "landlock",
+            "stall",
+        ]
         var result = Sandbox()
         for entry in try reader.mapping(node, path, allowed: keys) {
             reader.attempt {
@@ -352,11 +355,154 @@ struct ScenarioParser {
                 case "seccomp": result.seccomp = try seccomp(entry.value, entry.path)
                 case "rlimits": result.rlimits = try rlimits(entry.value, entry.path)
                 case "cgroup": result.cgroup = try cgroup(entry.value, entry.path)
+                case "mounts": result.mounts = try mounts(entry.value, entry.path)
+                case "network": result.network = try network(entry.value, entry.path)
+                case "landlock": result.landlock = try landlock(entry.value, entry.path)
+                case "stall": result.stall = try stall(entry.value, entry.path)
                 default: break
                 }
             }
         }
+        if !result.stall.isEmpty && result.network != .loopback,
+            let entry = try? reader.mapping(node, path, allowed: keys).first(where: { $0.key == "stall" })
+        {
+            reader.report(
+                reader.error(entry.value, entry.path, "stall endpoints need `network: loopback`",
+                             hint: "add `network: loopback`: the endpoints are served inside the run's namespace"))
+        }
         return result
+    }
+
+    private func stall(_ node: Node, _ path: String) throws -> [StallEndpoint] {
+        let items = try reader.stringList(node, path)
+        guard items.count <= 16 else {
+            throw reader.error(node, path, "\(items.count) endpoints", hint: "at most 16 stall endpoints")
+        }
+        return try items.map { text, item in
+            guard let endpoint = StallEndpoint(text) else {
+                throw reader.error(item, path, "`\(text)` is not a loopback ADDR:PORT",
+                                   hint: "an IPv4 address in 127.0.0.0/8 and a port 1-65535, e.g. 127.0.0.1:8099")
+            }
+            return endpoint
+        }
+    }
+
+    // MARK: mounts:, network:
+
+    /// Sizes a tmpfs may have: a page up to 1 TiB (a typo like `64` bytes or `64TiB` is caught here, not by mount).
+    static let tmpfsSizes: ClosedRange<UInt64> = 4096...(1 << 40)
+
+    private func mounts(_ node: Node, _ path: String) throws -> [MountEntry] {
+        let keys = ["path", "readonly", "tmpfs", "noexec", "nosuid", "nodev", "hide", "bind"]
+        return try reader.sequence(node, path, hint: "write `- {path: /tmp, tmpfs: 64MiB, noexec: true}`")
+            .enumerated().compactMap { index, item in
+                reader.attempt { try mountEntry(item, Reader.item(path, index), keys: keys) }
+            }
+    }
+
+    private func mountEntry(_ node: Node, _ path: String, keys: [String]) throws -> MountEntry {
+        let entries = try reader.mapping(node, path, allowed: keys)
+        guard let pathEntry = entries.first(where: { $0.key == "path" }) else {
+            throw reader.error(node, path, "a mount entry needs `path`", hint: "an absolute path, or $WORK/...")
+        }
+        let target = try mountPath(pathEntry.value, pathEntry.path)
+        var entry = MountEntry(path: target, kind: .flags)
+        entry.location = SourceLocation(file: reader.file, line: (node.mark?.line ?? 0))
+        var kinds: [String] = []
+        for item in entries {
+            switch item.key {
+            case "readonly": entry.readonly = try reader.bool(item.value, item.path)
+            case "noexec": entry.noexec = try reader.bool(item.value, item.path)
+            case "nosuid": entry.nosuid = try reader.bool(item.value, item.path)
+            case "nodev": entry.nodev = try reader.bool(item.value, item.path)
+            case "tmpfs":
+                let size = try reader.size(item.value, item.path)
+                guard Self.tmpfsSizes.contains(size) else {
+                    throw reader.error(item.value, item.path, "a tmpfs of \(size) bytes is out of range",
+                                       hint: "between 4KiB and 1TiB, e.g. 64MiB")
+                }
+                entry.kind = .tmpfs(size: size)
+                kinds.append("tmpfs")
+            case "hide":
+                guard try reader.bool(item.value, item.path) else { break }
+                entry.kind = .hide
+                kinds.append("hide")
+            case "bind":
+                let source = try mountPath(item.value, item.path)
+                if source.hasPrefix("/") && !FileManager.default.fileExists(atPath: source) {
+                    throw reader.error(item.value, item.path, "the bind source `\(source)` does not exist",
+                                       hint: "an existing host path, or $WORK/... (created by files: or fixture:)")
+                }
+                entry.kind = .bind(source: source)
+                kinds.append("bind")
+            default: break
+            }
+        }
+        guard kinds.count <= 1 else {
+            throw reader.error(node, path, "`\(kinds.joined(separator: "` and `"))` in one entry",
+                               hint: "one of tmpfs, hide, bind per entry; add another entry for the same path")
+        }
+        if entry.kind == .hide && (entry.readonly || entry.noexec || entry.nosuid || entry.nodev) {
+            throw reader.error(node, path, "`hide` takes no flags",
+                               hint: "a hidden path is empty and read-only already")
+        }
+        if entry.kind == .flags && !(entry.readonly || entry.noexec || entry.nosuid || entry.nodev) {
+            throw reader.error(node, path, "the entry changes nothing at `\(target)`",
+                               hint: "add readonly, noexec, nosuid, nodev, tmpfs, hide or bind")
+        }
+        // The target must exist: ghostrun never creates directories on the host to mount over them.
+        if target.hasPrefix("/") && !FileManager.default.fileExists(atPath: target) {
+            throw reader.error(pathEntry.value, pathEntry.path, "`\(target)` does not exist on this host",
+                               hint: "mount targets must exist; use $WORK/... for a directory the scenario creates")
+        }
+        return entry
+    }
+
+    /// An absolute path or one under `$WORK`, without `..` (a mount entry must say plainly what it covers).
+    private func mountPath(_ node: Node, _ path: String) throws -> String {
+        let text = try reader.string(node, path)
+        let hint = "an absolute path such as /tmp, or $WORK/... for the run's directory"
+        guard !text.isEmpty else { throw reader.error(node, path, "must not be empty", hint: hint) }
+        let underWork = text == "$WORK" || text.hasPrefix("$WORK/")
+        guard text.hasPrefix("/") || underWork else {
+            throw reader.error(node, path, "`\(text)` is a relative path", hint: hint)
+        }
+        guard !text.split(separator: "/").contains("..") else {
+            throw reader.error(node, path, "`\(text)` contains `..`", hint: hint)
+        }
+        return text
+    }
+
+    private func landlock(_ node: Node, _ path: String) throws -> LandlockRequest {
+        var result = LandlockRequest()
+        result.location = SourceLocation(file: reader.file, line: node.mark?.line ?? 0)
+        for entry in try reader.mapping(node, path, allowed: ["write", "read"]) {
+            var paths: [String] = []
+            for (index, item) in try reader.sequence(entry.value, entry.path).enumerated() {
+                let itemPath = Reader.item(entry.path, index)
+                let text = try reader.string(item, itemPath)
+                let hint = "an absolute path of an existing tree, or $WORK/... or $GOROOT"
+                guard !text.isEmpty else { throw reader.error(item, itemPath, "must not be empty", hint: hint) }
+                guard text.hasPrefix("/") || text.hasPrefix("$WORK") || text.hasPrefix("$GOROOT") else {
+                    throw reader.error(item, itemPath, "`\(text)` is a relative path", hint: hint)
+                }
+                if text.hasPrefix("/") && !FileManager.default.fileExists(atPath: text) {
+                    throw reader.error(item, itemPath, "`\(text)` does not exist on this host", hint: hint)
+                }
+                paths.append(text)
+            }
+            if entry.key == "write" { result.write = paths } else { result.read = paths }
+        }
+        return result
+    }
+
+    private func network(_ node: Node, _ path: String) throws -> NetworkMode {
+        let text = try reader.string(node, path)
+        guard let mode = NetworkMode(rawValue: text) else {
+            throw reader.error(node, path, "unknown network `\(text)`",
+                               hint: "none (no interface up) or loopback (lo up); both have no route out")
+        }
+        return mode
     }
 
     private func capabilities(_ node: Node, _ path: String) throws -> CapabilityRequest {
