@@ -167,6 +167,7 @@ extension CLITests {
             """)
         let refused = try ghostrun([
             "run", build, "--go-version", "1.19", "--seccomp-profile", profile, "--json", temporary + "/b.json",
+            "--allow-host-fixtures",
         ])
         let file = try JSONReport.decode(Data(contentsOf: URL(fileURLWithPath: temporary + "/b.json")))
         XCTAssertNotEqual(file.results.first?.outcome, .ok, refused.stdout + refused.stderr)
