@@ -108,6 +108,8 @@ struct Run: ParsableCommand {
             warn("--timings only balances shards; without --shard or CI shard variables the whole matrix runs")
         }
 
+        let events = try reports.openEvents()
+        defer { events?.close() }
         var options = RunnerOptions(keepWork: keepWork)
         options.traceOut = traceOut
         options.traceBackend = try resolveTraceBackend(traceBackend)
@@ -121,7 +123,10 @@ struct Run: ParsableCommand {
         defer { signals.cancel() }
         let results = session.run(
             entries, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, allowSkip: allowSkip,
-            reporter: .forStandardOutput(total: entries.count, started: started))
+            reporter: .forStandardOutput(
+                total: entries.count, started: started, ids: entries.map(\.id), timings: previous ?? [:],
+                jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, stdoutTaken: reports.stdoutTaken,
+                events: events))
 
         // Written on SIGINT too: the results that did finish (and those cut short, marked `interrupted`) are
         // what a CI job needs to see why it was cancelled.

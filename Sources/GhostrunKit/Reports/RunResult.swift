@@ -33,13 +33,15 @@ public struct RunResult: Codable, Equatable, Sendable {
     /// True when SIGINT/SIGTERM tore the run down before it finished by itself: its outcome describes a run
     /// that was cut short, not what the toolchain would have done.
     public var interrupted: Bool?
+    /// `--keep-work`: the run's $WORK, left on disk for debugging (absent otherwise).
+    public var workDir: String?
 
     enum CodingKeys: String, CodingKey {
         case name, goVersion = "go_version", goPath = "go_path", scenarioFile = "scenario_file",
             scenarioLine = "scenario_line", tags, outcome, passed, expected, failures, exitCode = "exit_code",
             signal, hangKind = "hang_kind", durationMs = "duration_ms", stderrTail = "stderr_tail",
             stdoutTail = "stdout_tail", reason, skipCause = "skip_cause", summary, firstDiagnostic = "first_diagnostic",
-            failingProcess = "failing_process", evidence, interrupted
+            failingProcess = "failing_process", evidence, interrupted, workDir = "work_dir"
     }
 
     public init(name: String, goVersion: String, outcome: Outcome, summary: String, evidence: Evidence = Evidence()) {
@@ -65,6 +67,7 @@ public struct RunResult: Codable, Equatable, Sendable {
         self.failingProcess = nil
         self.evidence = evidence
         self.interrupted = nil
+        self.workDir = nil
     }
 
     // Required contract fields are always written, as null when absent.
@@ -94,6 +97,7 @@ public struct RunResult: Codable, Equatable, Sendable {
         try c.encode(evidence, forKey: .evidence)
         // Only when true: the field is an exception, and run files of complete runs stay as they were.
         if interrupted == true { try c.encode(true, forKey: .interrupted) }
+        try c.encodeIfPresent(workDir, forKey: .workDir)
     }
 }
 

@@ -73,7 +73,9 @@ public final class ScenarioRunner: Sendable {
                 scenario, toolchain, reason: "go \(toolchain.label) does not satisfy go: \"\(constraint)\"",
                 cause: .goConstraint)
         } else {
-            result = execute(scenario, toolchain: toolchain)
+            var workDir: String?
+            result = execute(scenario, toolchain: toolchain, workDir: &workDir)
+            if options.keepWork { result.workDir = workDir }
         }
         if result.durationMs == 0 { result.durationMs = (ContinuousClock.now - started).milliseconds }
         return result
@@ -103,7 +105,7 @@ public final class ScenarioRunner: Sendable {
 
     // MARK: - The run
 
-    private func execute(_ scenario: Scenario, toolchain: Toolchain) -> RunResult {
+    private func execute(_ scenario: Scenario, toolchain: Toolchain, workDir: inout String?) -> RunResult {
         let sequence = ScenarioRunner.takeSequence()
         let work: WorkDirectory
         do {
@@ -111,6 +113,9 @@ public final class ScenarioRunner: Sendable {
         } catch {
             return harnessError(scenario, toolchain, message: "\(error)")
         }
+        workDir = work.work
+        // Kept trees are marked before anything runs, so a watchdog or signal sweep at any point leaves them.
+        if options.keepWork { work.keep() }
         defer { if !options.keepWork { work.remove() } }
 
         var plan: RunPlan
@@ -135,7 +140,7 @@ public final class ScenarioRunner: Sendable {
         } catch {
             return unsupportedHost(scenario, toolchain, reason: "cannot create the run's cgroup: \(error) (root needed)")
         }
-        runs.register(sequence, cgroup: cgroup, work: work, goroot: toolchain.goroot)
+        runs.register(sequence, cgroup: cgroup, work: options.keepWork ? nil : work, goroot: toolchain.goroot)
         defer {
             cgroup.destroy()
             runs.unregister(sequence, goroot: toolchain.goroot)
