@@ -255,4 +255,31 @@ final class GreenReportTests: XCTestCase {
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: output, as: UTF8.self))
     }
+
+    // MARK: 8: check predicts host skips without creating a cgroup
+
+    func testCheckPredictsCgroupHostSkips() {
+        func host(kernel: (Int, Int), controllers: String?) -> PlanHost {
+            PlanHost(environment: [:], kernel: kernel, availableCapabilities: [],
+                     handOverDescriptor: -1, readFile: { _ in controllers }, lookUpExecutable: { _, _ in nil })
+        }
+        let v1NoPids = CgroupHierarchies(v2: nil, v1: ["freezer": "/sys/fs/cgroup/freezer"])
+        XCTAssertEqual(
+            MatrixPreview.missingCgroupFeature(CgroupRequest(pidsMax: 10), hierarchies: v1NoPids,
+                                               host: host(kernel: (6, 1), controllers: nil)),
+            "cgroup.pids_max needs the pids controller (neither cgroup v2 nor v1 offers it)")
+        XCTAssertNil(MatrixPreview.missingCgroupFeature(CgroupRequest(), hierarchies: v1NoPids,
+                                                        host: host(kernel: (6, 1), controllers: nil)))
+        let v2 = CgroupHierarchies(v2: "/sys/fs/cgroup", v1: [:])
+        XCTAssertNil(MatrixPreview.missingCgroupFeature(CgroupRequest(pidsMax: 10), hierarchies: v2,
+                                                        host: host(kernel: (6, 1), controllers: "cpu pids memory\n")))
+        XCTAssertEqual(
+            MatrixPreview.missingCgroupFeature(CgroupRequest(memoryMax: 1 << 30), hierarchies: v2,
+                                               host: host(kernel: (6, 1), controllers: "cpu pids\n")),
+            "cgroup.memory_max needs the memory controller (neither cgroup v2 nor v1 offers it)")
+        XCTAssertEqual(
+            MatrixPreview.missingCgroupFeature(CgroupRequest(), hierarchies: CgroupHierarchies(v2: nil, v1: [:]),
+                                               host: host(kernel: (6, 1), controllers: nil)),
+            "no cgroup hierarchy is mounted (checked /proc/self/mountinfo)")
+    }
 }
