@@ -232,6 +232,8 @@ public struct RunObservation: Codable, Equatable, Sendable {
     public var bpf: BPFObservation?
     /// Audit records from the run's toolchain whose pid the run never held: dropped, not guessed (`AuditAttribution`).
     public var unattributedAuditRecords = 0
+    /// Every process of the run, counted from the kernel's fork/exec events (nil when they cannot be read).
+    public var processCount: ProcessCount?
     public init(termination: Termination, durationMs: Int, stdout: String, stderr: String,
                 successArtifact: String? = nil, artifactExists: Bool? = nil, successStdout: String? = nil,
                 processes: [ProcessObservation] = [], denials: [Denial] = [], cgroup: CgroupObservation? = nil,

@@ -243,10 +243,14 @@ public struct RestrictionCheck: Codable, Equatable, Sendable {
     /// `bpf`: every process of the tree was checked (read by the BPF program at fork and exec); nil: the processes
     /// the /proc sampler caught.
     public var source: String?
-    /// With `bpf`, how many processes the run had (fork count + the go command): equal to checked_processes.
+    /// How many processes the run had, from fork events (the go command and everything below it), when known:
+    /// `checked_processes` of `total_processes`.
     public var totalProcesses: Int?
+    /// False when the kernel dropped fork events, so `total_processes` is a lower bound.
+    public var totalExact: Bool?
     enum CodingKeys: String, CodingKey {
-        case confirmed, checkedProcesses = "checked_processes", mismatches, source, totalProcesses = "total_processes"
+        case confirmed, checkedProcesses = "checked_processes", mismatches, source, totalProcesses = "total_processes",
+            totalExact = "total_exact"
     }
     public init(confirmed: Bool, checkedProcesses: Int, mismatches: [String], source: String? = nil,
                 totalProcesses: Int? = nil) {
@@ -256,6 +260,10 @@ public struct RestrictionCheck: Codable, Equatable, Sendable {
         self.source = source
         self.totalProcesses = totalProcesses
     }
+
+    /// Nothing was checked: no process lived long enough to be sampled. That is a gap in the evidence, not a
+    /// process found without its restrictions.
+    public var nothingSampled: Bool { checkedProcesses == 0 && source == nil }
 }
 
 /// Facts about the host, written in every run file and report.

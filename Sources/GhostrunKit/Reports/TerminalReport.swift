@@ -25,17 +25,7 @@ public enum TerminalReport {
             formatDuration(r.durationMs),
         ]
         if let evidence = keyEvidence(r) { parts.append(escapingControls(evidence)) }
-        if let check = r.evidence.restrictionsConfirmed {
-            // The reviewer's question: was the policy really applied to every process?
-            var count = "\(check.checkedProcesses) process" + (check.checkedProcesses == 1 ? "" : "es")
-            if check.source == "bpf", let total = check.totalProcesses {
-                // Fork/exec events give the exact tree: say the checked count out of the real one.
-                count = "\(check.checkedProcesses) of \(total) process" + (total == 1 ? "" : "es")
-            }
-            parts.append(check.confirmed ? "policy confirmed on \(count)"
-                : paint("policy NOT confirmed: " + escapingControls(check.mismatches.first ?? "no process sampled"),
-                        ANSI.red, color))
-        }
+        if let check = r.evidence.restrictionsConfirmed { parts.append(policyText(check, color: color)) }
         if r.interrupted == true { parts.append(paint("interrupted", ANSI.yellow, color)) }
         if let workDir = r.workDir { parts.append("work kept in " + escapingControls(workDir)) }
         var text = parts.joined(separator: "  ")
@@ -43,6 +33,24 @@ public enum TerminalReport {
             text += "  " + paint("[" + escapingControls(r.failures.joined(separator: "; ")) + "]", ANSI.red, color)
         }
         return text
+    }
+
+    /// The reviewer's question: was the policy really applied to every process? `policy confirmed on 3 of 41
+    /// processes` (checked of all the run had, from fork events), `policy not checked: no process lived long
+    /// enough to sample (12 ran)` (a gap in the evidence, not a failure), or `policy NOT confirmed: ...` when a
+    /// checked process lacked a restriction.
+    static func policyText(_ check: RestrictionCheck, color: Bool) -> String {
+        func processes(_ n: Int) -> String { "\(n) process" + (n == 1 ? "" : "es") }
+        let total = check.totalProcesses.map { ($0, check.totalExact == false ? "at least " : "") }
+        if check.nothingSampled {
+            let ran = total.map { " (\($0.1)\($0.0) ran)" } ?? ""
+            return paint("policy not checked: no process lived long enough to sample" + ran, ANSI.yellow, color)
+        }
+        if !check.confirmed {
+            return paint("policy NOT confirmed: " + escapingControls(check.mismatches.first ?? ""), ANSI.red, color)
+        }
+        guard let (count, qualifier) = total else { return "policy confirmed on " + processes(check.checkedProcesses) }
+        return "policy confirmed on \(check.checkedProcesses) of \(qualifier)" + processes(count)
     }
 
     /// The single piece of evidence that best explains the outcome: the reason for a skip or harness error,
