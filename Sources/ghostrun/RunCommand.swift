@@ -45,6 +45,14 @@ struct Run: ParsableCommand {
             """)
     var allowSkip = false
 
+    @Option(
+        name: .customLong("shared-cache"),
+        help: """
+            Share GOCACHE across runs of the same toolchain in DIR/go<version> (default: a private cache per run). \
+            Faster for big matrices; results can then depend on what earlier runs cached.
+            """)
+    var sharedCache: String?
+
     @Option(name: .customLong("trace-out"), help: "Write every traced syscall as a JSON line here.")
     var traceOut: String?
 
@@ -114,6 +122,16 @@ struct Run: ParsableCommand {
         options.traceOut = traceOut
         options.traceBackend = try resolveTraceBackend(traceBackend)
         options.passEnvironment = passEnv
+        if let sharedCache {
+            let absolute = sharedCache.hasPrefix("/")
+                ? sharedCache : FileManager.default.currentDirectoryPath + "/" + sharedCache
+            do {
+                try FileManager.default.createDirectory(atPath: absolute, withIntermediateDirectories: true)
+            } catch {
+                throw fail("--shared-cache \(sharedCache): \(error)")
+            }
+            options.sharedCache = absolute
+        }
         let session = RunSession(options: options)
         // A watchdog sweeps this process's cgroups and temp dirs even if it is killed; leftovers of killed runs
         // are swept now.

@@ -22,6 +22,8 @@ public struct RunnerOptions: Sendable {
     public var traceBackend: TraceBackendDecision.Backend = .notify
     /// `--pass-env NAME`: harness variables the go command sees besides PATH, the locale and TERM.
     public var passEnvironment: [String] = []
+    /// `--shared-cache DIR`: GOCACHE in `DIR/go<version>`, shared by the runs of one toolchain (opt-in; default private).
+    public var sharedCache: String?
 
     public init(hierarchies: CgroupHierarchies = .discover(),
                 requireHost: Bool = ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1",
@@ -122,7 +124,8 @@ public final class ScenarioRunner: Sendable {
         do {
             try WorkPreparation.apply(scenario, toolchain: toolchain, to: work)
             plan = try RunPlan.resolve(scenario: scenario, toolchain: toolchain, host: host, work: work,
-                                       traceOut: options.traceOut, observeWithBPF: options.traceBackend == .bpf)
+                                       traceOut: options.traceOut, observeWithBPF: options.traceBackend == .bpf,
+                                       sharedCache: try sharedCache(for: toolchain))
         } catch let error as HostUnsupported {
             return unsupportedHost(scenario, toolchain, reason: error.reason)
         } catch {
@@ -185,6 +188,14 @@ public final class ScenarioRunner: Sendable {
 }
 
 extension ScenarioRunner {
+    /// `DIR/go<version>` for `--shared-cache DIR`, created on first use; nil without the option.
+    func sharedCache(for toolchain: Toolchain) throws -> String? {
+        guard let base = options.sharedCache else { return nil }
+        let directory = base + "/go" + toolchain.label
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
     /// Page cache is charged to the cgroup that first reads a page. If the toolchain's binaries are not cached when a
     /// memory-limited run starts, their text pages are charged to the run and, under the limit, evicted and read
     /// again and again: the build thrashes instead of meeting the OOM killer (measured here with cgroup v1, at
