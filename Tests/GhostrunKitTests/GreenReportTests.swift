@@ -133,6 +133,7 @@ final class GreenReportTests: XCTestCase {
         var r = failing()
         r.evidence.denials = [r.evidence.firstDenial!]
         r.evidence.denials[0].syscallNumber = 434
+        r.evidence.denials[0].rule = "scenario.yaml:14"
         r.evidence.cgroup = CgroupObservation(
             path: "/cg", extraPaths: ["/cg1"], frozenSeen: true, events: [CgroupEvent(timeMs: 3, event: "frozen")],
             pidsMaxHits: 1, oomKills: 0)
@@ -157,7 +158,8 @@ final class GreenReportTests: XCTestCase {
                               "Threads"]
         let camel = keys.subtracting(procNames).filter { $0.contains(where: \.isUppercase) }
         XCTAssertEqual(camel, [], "camelCase keys in a run file")
-        for key in ["time_ms", "syscall_number", "extra_paths", "frozen_seen", "pids_max_hits", "oom_kills"] {
+        for key in ["time_ms", "syscall_number", "extra_paths", "frozen_seen", "pids_max_hits", "oom_kills", "rule",
+                    "errno"] {
             XCTAssertTrue(keys.contains(key), key)
         }
     }
