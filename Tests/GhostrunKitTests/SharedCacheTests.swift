@@ -28,6 +28,10 @@ final class SharedCacheTests: XCTestCase {
             try gocache("run: [go, version]\nfaults:\n  - syscall: openat\n    errno: EACCES\n", shared: "/c/go1.23.4"),
             work.gocache, "faults keep a private cache")
         XCTAssertNil(try gocache("run: [go, version]\nenv_clear: true\n", shared: "/c/go1.23.4"))
+        XCTAssertEqual(try gocache("run: [go, version]\nsandbox:\n  cgroup:\n    pids_max: 20\n", shared: "/c/go1.23.4"),
+                       work.gocache, "a limit on the build measures the compile")
+        XCTAssertEqual(try gocache("run: [go, version]\nsandbox:\n  rlimits:\n    nofile: 20\n", shared: "/c/go1.23.4"),
+                       work.gocache)
     }
 
     /// A real build fills the shared cache; a later run of the same toolchain finds its package up to date (not

@@ -167,9 +167,11 @@ public struct RunPlan: Sendable {
 
     /// Whether a scenario may use `--shared-cache`: only when it leaves the cache as ghostrun sets it up. A scenario
     /// that runs as another user, prepares `paths:`, injects faults or sets GOCACHE itself is testing the cache (or
-    /// could poison it for later runs), so it keeps its private one.
+    /// could poison it for later runs), and one under cgroup limits, a freeze schedule or rlimits measures the
+    /// compile itself (a warm cache skips it: measured, a build of 39 s took 1 s), so they keep a private one.
     public static func usesSharedCache(_ scenario: Scenario) -> Bool {
         scenario.sandbox.user == nil && scenario.paths.isEmpty && scenario.faults.isEmpty
+            && scenario.sandbox.cgroup == CgroupRequest() && scenario.sandbox.rlimits.isEmpty
             && !scenario.env.contains { $0.0 == "GOCACHE" } && !scenario.envClear && !scenario.inheritEnvironment
     }
 
