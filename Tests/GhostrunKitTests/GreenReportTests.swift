@@ -109,6 +109,9 @@ final class GreenReportTests: XCTestCase {
         let dropped = WorkDirectory.base + "/\(WorkDirectory.prefix)4194305-2-gone00"
         for path in [kept, dropped] {
             try FileManager.default.createDirectory(atPath: path + "/work", withIntermediateDirectories: true)
+            // The owner marker a sweep needs to prove the tree is ghostrun's (pid and start time).
+            FileManager.default.createFile(
+                atPath: path + "/" + WorkDirectory.markerName, contents: Data("4194305 1\n".utf8))
         }
         defer { [kept, dropped].forEach { WorkDirectory.removeTree($0) } }
         WorkDirectory(root: kept).keep()
