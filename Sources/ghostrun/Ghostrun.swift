@@ -9,8 +9,8 @@ struct Ghostrun: ParsableCommand {
         abstract: "Run the Go toolchain under seccomp, capabilities, rlimits and cgroups, and explain what happened.",
         version: GhostrunVersion.current,
         subcommands: [
-            Run.self, Trace.self, MatrixCommand.self, Merge.self, Inspect.self, Doctor.self, ProfileCommand.self, Reap.self,
-            Bisect.self, Record.self,
+            Run.self, Check.self, Trace.self, MatrixCommand.self, Merge.self, Inspect.self, Doctor.self,
+            ProfileCommand.self, Reap.self, Bisect.self, Record.self,
         ])
 
     /// As ArgumentParser's, except that usage errors exit 2, not 64: the contract gives bad input status 2, and a

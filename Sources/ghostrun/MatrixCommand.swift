@@ -23,8 +23,19 @@ struct MatrixCommand: ParsableCommand {
     @Option(help: "The number of shards (default: one per 8 entries, at most 256).")
     var shards: Int?
 
+    @Option(help: "With --list: only the entries of shard I of N (1-based), as `run --shard I/N` would run them.")
+    var shard: String?
+
+    @Option(help: "With --list --shard: a previous run file, to balance shards as `run --timings` does.")
+    var timings: String?
+
     func validate() throws {
         if github == list { throw ValidationError("give one of --github or --list") }
+        if shard != nil, !list { throw ValidationError("--shard goes with --list") }
+        if timings != nil, shard == nil { throw ValidationError("--timings goes with --list --shard") }
+        if let shard, ShardSelection.parse(shard) == nil {
+            throw ValidationError("--shard takes I/N with 1 ≤ I ≤ N, e.g. 1/3")
+        }
         if let shards, shards < 1 { throw ValidationError("--shards must be at least 1") }
         if let shards, shards > MatrixCommand.maximumShards {
             throw ValidationError(
@@ -35,7 +46,20 @@ struct MatrixCommand: ParsableCommand {
     func run() throws {
         let entries = try selection.entries(defaultPaths: ["scenarios"])
         if list {
-            for entry in entries { print(entry.id) }
+            var listed = entries
+            if let shard, let (index, count) = ShardSelection.parse(shard) {
+                var previous: [String: Int]?
+                if let timings {
+                    do {
+                        previous = Matrix.timings(
+                            from: try JSONReport.decode(Data(contentsOf: URL(fileURLWithPath: timings))))
+                    } catch {
+                        throw fail("--timings \(timings): not a readable run file: \(error)")
+                    }
+                }
+                listed = Matrix.shard(entries, index: index, count: count, timings: previous)
+            }
+            for entry in listed { print(entry.id) }
             return
         }
         if entries.isEmpty { throw fail("no scenario in the matrix (check the paths and --filter)") }

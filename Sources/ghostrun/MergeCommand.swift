@@ -36,12 +36,23 @@ struct Merge: ParsableCommand {
         } catch {
             throw fail("\(error)")
         }
-        let color = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
-        for result in merged.results { print(TerminalReport.line(for: result, color: color)) }
-        print(TerminalReport.summary(merged.results))
+        // With a report on stdout (`--json -`), the lines for people go to stderr.
+        let fd = reports.stdoutTaken ? STDERR_FILENO : STDOUT_FILENO
+        let color = isatty(fd) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        var text = merged.results.map { TerminalReport.line(for: $0, color: color) + "\n" }.joined()
+        text += TerminalReport.summary(merged.results) + "\n"
         merged.baseline = baselineOptions.compare(merged.results, matrixIds: nil, with: baselineFile)
-        if let comparison = merged.baseline { print(comparison.render()) }
-        fflush(nil)
+        if let comparison = merged.baseline { text += comparison.render() + "\n" }
+        if reports.stdoutTaken {
+            FileHandle.standardError.write(Data(text.utf8))
+        } else {
+            print(text, terminator: "")
+            fflush(nil)
+        }
+        if let events = try reports.openEvents() {
+            merged.results.forEach(events.emit)
+            events.close()
+        }
         try reports.write(merged)
         reports.reportToGitHub(merged)
         throw ExitCode(baselineOptions.exitStatus(merged.results, comparison: merged.baseline))

@@ -60,24 +60,59 @@ struct MatrixSelection: ParsableArguments {
 
 /// Report files and CI integration shared by `run` and `merge`.
 struct ReportOptions: ParsableArguments {
-    @Option(help: "Write the run file (JSON) here.")
+    @Option(help: "Write the run file (JSON) here (`-`: stdout).")
     var json: String?
 
-    @Option(help: "Write a JUnit XML report here.")
+    @Option(help: "Write a JUnit XML report here (`-`: stdout).")
     var junit: String?
 
-    @Option(help: "Write a Markdown report here.")
+    @Option(help: "Write a Markdown report here (`-`: stdout).")
     var markdown: String?
+
+    @Option(help: "Write one JSON line per result as it finishes here (`-`: stdout).")
+    var events: String?
+
+    /// The reports that name `-`: at most one may, and the lines for people then go to stderr.
+    var toStandardOutput: [String] {
+        [("--json", json), ("--junit", junit), ("--markdown", markdown), ("--events", events)]
+            .compactMap { $0.1 == "-" ? $0.0 : nil }
+    }
+
+    /// Whether a report takes stdout (the result lines and summary then go to stderr).
+    var stdoutTaken: Bool { !toStandardOutput.isEmpty }
+
+    func validate() throws {
+        if toStandardOutput.count > 1 {
+            throw ValidationError(toStandardOutput.joined(separator: " and ") + " all write to stdout (-): pick one")
+        }
+    }
+
+    /// The `--events` stream, opened before anything runs (an unwritable path is bad input).
+    func openEvents() throws -> EventStream? {
+        guard let events else { return nil }
+        do {
+            return try EventStream(path: events)
+        } catch {
+            throw fail("--events \(events): \(error)")
+        }
+    }
 
     func write(_ runFile: RunFile) throws {
         do {
-            if let json {
-                try JSONReport.encode(runFile).write(to: URL(fileURLWithPath: json))
-            }
-            if let junit { try Data(JUnitReport.render(runFile).utf8).write(to: URL(fileURLWithPath: junit)) }
-            if let markdown { try Data(MarkdownReport.render(runFile).utf8).write(to: URL(fileURLWithPath: markdown)) }
+            if let json { try emit(JSONReport.encode(runFile), to: json) }
+            if let junit { try emit(Data(JUnitReport.render(runFile).utf8), to: junit) }
+            if let markdown { try emit(Data(MarkdownReport.render(runFile).utf8), to: markdown) }
         } catch {
             throw fail("cannot write a report: \(error)")
+        }
+    }
+
+    private func emit(_ data: Data, to path: String) throws {
+        if path == "-" {
+            fflush(nil)
+            FileHandle.standardOutput.write(data)
+        } else {
+            try data.write(to: URL(fileURLWithPath: path))
         }
     }
 
@@ -87,8 +122,14 @@ struct ReportOptions: ParsableArguments {
         let environment = ProcessInfo.processInfo.environment
         guard environment["GITHUB_ACTIONS"] == "true" else { return }
         let workspace = environment["GITHUB_WORKSPACE"] ?? FileManager.default.currentDirectoryPath
-        for line in GitHubAnnotations.errors(for: runFile.results, workspace: workspace) { print(line) }
-        fflush(nil)
+        let lines = GitHubAnnotations.errors(for: runFile.results, workspace: workspace)
+        if stdoutTaken {
+            // The runner reads workflow commands from stderr too; stdout carries the report.
+            FileHandle.standardError.write(Data(lines.map { $0 + "\n" }.joined().utf8))
+        } else {
+            for line in lines { print(line) }
+            fflush(nil)
+        }
         if let summary = environment["GITHUB_STEP_SUMMARY"], !summary.isEmpty {
             do {
                 try GitHubAnnotations.appendStepSummary(MarkdownReport.render(runFile), to: summary)

@@ -45,6 +45,14 @@ struct Run: ParsableCommand {
             """)
     var allowSkip = false
 
+    @Option(
+        name: .customLong("shared-cache"),
+        help: """
+            Share GOCACHE across runs of the same toolchain in DIR/go<version> (default: a private cache per run). \
+            Faster for big matrices; results can then depend on what earlier runs cached.
+            """)
+    var sharedCache: String?
+
     @Option(name: .customLong("trace-out"), help: "Write every traced syscall as a JSON line here.")
     var traceOut: String?
 
@@ -108,10 +116,22 @@ struct Run: ParsableCommand {
             warn("--timings only balances shards; without --shard or CI shard variables the whole matrix runs")
         }
 
+        let events = try reports.openEvents()
+        defer { events?.close() }
         var options = RunnerOptions(keepWork: keepWork)
         options.traceOut = traceOut
         options.traceBackend = try resolveTraceBackend(traceBackend)
         options.passEnvironment = passEnv
+        if let sharedCache {
+            let absolute = sharedCache.hasPrefix("/")
+                ? sharedCache : FileManager.default.currentDirectoryPath + "/" + sharedCache
+            do {
+                try FileManager.default.createDirectory(atPath: absolute, withIntermediateDirectories: true)
+            } catch {
+                throw fail("--shared-cache \(sharedCache): \(error)")
+            }
+            options.sharedCache = absolute
+        }
         let session = RunSession(options: options)
         // A watchdog sweeps this process's cgroups and temp dirs even if it is killed; leftovers of killed runs
         // are swept now.
@@ -121,7 +141,10 @@ struct Run: ParsableCommand {
         defer { signals.cancel() }
         let results = session.run(
             entries, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, allowSkip: allowSkip,
-            reporter: .forStandardOutput(total: entries.count, started: started))
+            reporter: .forStandardOutput(
+                total: entries.count, started: started, ids: entries.map(\.id), timings: previous ?? [:],
+                jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, stdoutTaken: reports.stdoutTaken,
+                events: events))
 
         // Written on SIGINT too: the results that did finish (and those cut short, marked `interrupted`) are
         // what a CI job needs to see why it was cancelled.

@@ -385,8 +385,8 @@ final class CIMatrixTests: XCTestCase {
         progress.started("b@1.21.13")
         progress.finished("a@1.23.4")
         let now = start + .seconds(12)
-        XCTAssertEqual(progress.text(now: now), "[1/4] running: b@1.21.13  elapsed 12s")
-        XCTAssertEqual(progress.redraw(now: now), "\r\u{1B}[K[1/4] running: b@1.21.13  elapsed 12s")
+        XCTAssertEqual(progress.text(now: now), "[1/4] 0 passed, 0 failed  running: b@1.21.13  elapsed 12s")
+        XCTAssertEqual(progress.redraw(now: now), "\r\u{1B}[K[1/4] 0 passed, 0 failed  running: b@1.21.13  elapsed 12s")
         for index in 0..<20 { progress.started("long-scenario-name-\(index)@1.23.4") }
         let narrow = progress.text(now: now, width: 60)
         XCTAssertLessThan(narrow.count, 60)

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include "CGhostrunKernel.h"
+#include "CGhostrunProcEvents.h"
 
 #define GHOSTRUN_MAX_CGROUP_FDS 8
 #define GHOSTRUN_MAX_RLIMITS 16

@@ -79,6 +79,9 @@ public struct StateChange: Codable, Equatable, Sendable {
         self.state = state
         self.wchan = wchan
     }
+    enum CodingKeys: String, CodingKey {
+        case timeMs = "time_ms", state, wchan
+    }
 }
 
 /// A denied or injected syscall: from the kernel's audit records (kill, trap, log) or the supervisor.
@@ -122,6 +125,10 @@ public struct Denial: Codable, Equatable, Sendable {
         self.timeMs = timeMs
         self.source = source
     }
+    enum CodingKeys: String, CodingKey {
+        case pid, comm, exe, syscall, syscallNumber = "syscall_number", action, errno, signal, timeMs = "time_ms",
+            rule, source, role, path
+    }
 }
 
 /// A line of `cgroup.events` (or the v1 freezer's state) at a moment of the run.
@@ -134,6 +141,9 @@ public struct CgroupEvent: Codable, Equatable, Sendable {
         self.timeMs = timeMs
         self.event = event
         self.detail = detail
+    }
+    enum CodingKeys: String, CodingKey {
+        case timeMs = "time_ms", event, detail
     }
 }
 
@@ -153,6 +163,10 @@ public struct CgroupObservation: Codable, Equatable, Sendable {
         self.events = events
         self.pidsMaxHits = pidsMaxHits
         self.oomKills = oomKills
+    }
+    enum CodingKeys: String, CodingKey {
+        case path, extraPaths = "extra_paths", frozenSeen = "frozen_seen", events, pidsMaxHits = "pids_max_hits",
+            oomKills = "oom_kills"
     }
 }
 
@@ -218,6 +232,8 @@ public struct RunObservation: Codable, Equatable, Sendable {
     public var bpf: BPFObservation?
     /// Audit records from the run's toolchain whose pid the run never held: dropped, not guessed (`AuditAttribution`).
     public var unattributedAuditRecords = 0
+    /// Every process of the run, counted from the kernel's fork/exec events (nil when they cannot be read).
+    public var processCount: ProcessCount?
     public init(termination: Termination, durationMs: Int, stdout: String, stderr: String,
                 successArtifact: String? = nil, artifactExists: Bool? = nil, successStdout: String? = nil,
                 processes: [ProcessObservation] = [], denials: [Denial] = [], cgroup: CgroupObservation? = nil,

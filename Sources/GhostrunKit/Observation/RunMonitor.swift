@@ -56,6 +56,8 @@ struct RunMonitor {
     let start: ContinuousClock.Instant
     let sampler: ProcessSampler
     let supervisorStart: SupervisorStart?
+    /// The process events window that counts every process of the run (nil without the connector).
+    let processEvents: (listener: ProcessEvents, mark: ProcessEvents.Mark)?
     let pid: pid_t
     /// Readable once the go command exits; -1 when pidfd_open is unavailable (the loop then sleeps).
     let pidfd: Int32
@@ -133,11 +135,14 @@ struct RunMonitor {
                 throw error
             }
         }
+        // Marked before the fork: the go command's own fork is the first event of its tree.
+        let processEvents = ProcessEvents.shared.map { (listener: $0, mark: $0.begin()) }
         let pid: pid_t
         do {
             pid = try Spawner.spawn(spawn, joining: cgroup)
         } catch {
             _ = bpfTracer?.stop()
+            _ = processEvents.map { $0.listener.finish($0.mark, root: -1, timeout: .zero) }
             stdout.closeWriteEnd()
             stderr.closeWriteEnd()
             if spawn.listenerSocket >= 0 { System.close(spawn.listenerSocket) }
@@ -166,6 +171,7 @@ struct RunMonitor {
         self.start = start
         self.sampler = sampler
         self.supervisorStart = supervisorStart
+        self.processEvents = processEvents
         self.pid = pid
         self.bpfTracer = bpfTracer
         self.state = State(
@@ -178,6 +184,8 @@ struct RunMonitor {
     /// Closes what `init` opened and `finish` does not: the pidfd and the audit subscription.
     func release() {
         if pidfd >= 0 { System.close(pidfd) }
+        // Ends the window if `finish` did not (a run that threw); a no-op after `finish`.
+        _ = processEvents.map { $0.listener.finish($0.mark, root: pid, timeout: .zero) }
         audit?.cancel()
     }
 
@@ -334,6 +342,7 @@ struct RunMonitor {
         // Every process has exited (the cgroup is gone): the exit events are in.
         let bpfSeen = bpfTracer?.stop()
         for process in bpfSeen?.processes ?? [] { state.seenPids.insert(process.pid) }
+        let processCount = processEvents.flatMap { $0.listener.finish($0.mark, root: pid) }
         var trace = stopSupervisor(at: end)
         waitForAuditRecords(failed: termination != .exited(0))
         if let bpfSeen {
@@ -369,6 +378,7 @@ struct RunMonitor {
         observation.expectArtifactExists = plan.expectArtifact.map { FileManager.default.fileExists(atPath: $0) }
         observation.trace = trace
         observation.unattributedAuditRecords = state.attribution.unattributed
+        observation.processCount = processCount
         if let goTest {
             observation.goTest = goTest.finish()
             // ghostrun added -json: people (and `expect.stdout`) see what plain go test prints.

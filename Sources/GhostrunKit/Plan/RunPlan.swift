@@ -53,11 +53,19 @@ public struct RunPlan: Sendable {
     /// nothing under it needs to exist except for `go install`'s artifact inference, which reads `go.mod`.
     /// Throws `RunSetupError` (a program not on PATH, capabilities ghostrun lacks) and the seccomp compiler's
     /// errors; these become the run's `harness-error` (or `skipped` for `HostUnsupported`).
+    /// `sharedCache` (`--shared-cache DIR`, already per toolchain) replaces the private GOCACHE where
+    /// `usesSharedCache` allows.
     public static func resolve(scenario: Scenario, toolchain: Toolchain, host: PlanHost, work: WorkDirectory,
-                               traceOut: String? = nil, observeWithBPF: Bool = false) throws -> RunPlan {
+                               traceOut: String? = nil, observeWithBPF: Bool = false, sharedCache: String? = nil)
+        throws -> RunPlan {
         let substitutions = Substitutions(work: work, scenario: scenario, toolchain: toolchain)
-        let (environment, path) = environment(scenario: scenario, toolchain: toolchain, host: host, work: work,
+        var (environment, path) = environment(scenario: scenario, toolchain: toolchain, host: host, work: work,
                                               substitutions: substitutions)
+        if let sharedCache, usesSharedCache(scenario),
+            let index = environment.firstIndex(where: { $0.0 == "GOCACHE" && $0.1 == work.gocache })
+        {
+            environment[index].1 = sharedCache
+        }
         func envValue(_ name: String) -> String? { environment.last(where: { $0.0 == name })?.1 }
 
         // argv[0] "go" is the toolchain under test; anything else is looked up on the run's PATH.
@@ -155,6 +163,16 @@ public struct RunPlan: Sendable {
             let abi = try Landlock.abi().get()
             spawn.landlock = Landlock.plan(request, abi: abi, work: work.work, expand: substitutions.expand)
         }
+    }
+
+    /// Whether a scenario may use `--shared-cache`: only when it leaves the cache as ghostrun sets it up. A scenario
+    /// that runs as another user, prepares `paths:`, injects faults or sets GOCACHE itself is testing the cache (or
+    /// could poison it for later runs), and one under cgroup limits, a freeze schedule or rlimits measures the
+    /// compile itself (a warm cache skips it: measured, a build of 39 s took 1 s), so they keep a private one.
+    public static func usesSharedCache(_ scenario: Scenario) -> Bool {
+        scenario.sandbox.user == nil && scenario.paths.isEmpty && scenario.faults.isEmpty
+            && scenario.sandbox.cgroup == CgroupRequest() && scenario.sandbox.rlimits.isEmpty
+            && !scenario.env.contains { $0.0 == "GOCACHE" } && !scenario.envClear && !scenario.inheritEnvironment
     }
 
     /// Which of the harness's variables reach the child: the locale (`LANG`, `LANGUAGE`, `LC_*`), `TERM`, and the

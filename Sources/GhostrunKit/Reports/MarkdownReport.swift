@@ -1,17 +1,22 @@
 import Foundation
 
-/// A Markdown matrix of scenarios × toolchains, for PR comments and CI job summaries.
+/// A Markdown report for PR comments and CI job summaries: a totals headline, the failures (expected vs got,
+/// first diagnostic, first denial, duration), the skips with their reasons, the scenario × toolchain matrix and the
+/// scenarios whose outcome differs across toolchains.
 public enum MarkdownReport {
-    /// The table and, below it, the scenarios whose outcome differs across Go versions, which is the
-    /// question a toolchain maintainer asks first.
+    /// The whole report; sections with nothing to say (no failure, no skip) are left out.
     public static func render(_ file: RunFile) -> String {
         let versions = orderedVersions(file.results)
         var scenarios: [String] = []
         for result in file.results where !scenarios.contains(result.name) { scenarios.append(result.name) }
 
         var md = "# ghostrun results\n\n"
+        md += "**" + headline(file) + "**\n\n"
         md += "ghostrun \(cell(file.ghostrun)) on Linux \(cell(file.host.kernel)), libseccomp "
         md += "\(cell(file.host.libseccomp)), cgroup \(cell(file.host.cgroup))\n\n"
+        md += failuresSection(file.results)
+        md += skipsSection(file.results)
+        md += "## Matrix\n\n"
         md += "| scenario | " + versions.map { "go \(cell($0))" }.joined(separator: " | ") + " |\n"
         md += "| --- |" + String(repeating: " --- |", count: versions.count) + "\n"
         for name in scenarios {
@@ -38,6 +43,71 @@ public enum MarkdownReport {
         }
         md += GoTestReport.markdownSection(file)
         return md
+    }
+
+    /// `❌ 2 failed · ✅ 40 passed · 3 skipped · 1 harness error · 46 results in 3m12s`: what a reviewer reads first.
+    public static func headline(_ file: RunFile) -> String {
+        let results = file.results
+        let failed = results.filter { $0.passed == false }.count
+        let passed = results.filter { $0.passed == true }.count
+        let skipped = results.filter { $0.outcome == .skipped }.count
+        let errors = results.filter { $0.outcome == .harnessError }.count
+        let interrupted = results.filter { $0.interrupted == true }.count
+        var parts: [String] = []
+        parts.append(failed + errors == 0 ? "✅ \(passed) passed" : "❌ \(failed) failed")
+        if failed + errors > 0 { parts.append("✅ \(passed) passed") }
+        parts.append("\(skipped) skipped")
+        parts.append("\(errors) harness error" + (errors == 1 ? "" : "s"))
+        if interrupted > 0 { parts.append("\(interrupted) interrupted") }
+        let wallMs = file.harness?.wallMs ?? results.reduce(0) { $0 + $1.durationMs }
+        parts.append("\(results.count) result" + (results.count == 1 ? "" : "s") + " in " + duration(wallMs))
+        return parts.joined(separator: " · ")
+    }
+
+    /// One row per failed expectation or harness error: expected vs got, the first diagnostic and first denial.
+    static func failuresSection(_ results: [RunResult]) -> String {
+        let failing = results.filter { $0.passed == false || $0.outcome == .harnessError }
+        guard !failing.isEmpty else { return "" }
+        var md = "## Failures\n\n"
+        md += "| scenario | go | expected | got | first diagnostic | first denial | duration |\n"
+        md += "| --- | --- | --- | --- | --- | --- | --- |\n"
+        for r in failing {
+            let expected = r.expected?.outcome.map { $0.map(\.rawValue).joined(separator: " or ") } ?? ""
+            var got = outcomeText(r)
+            // The expectation keys that failed besides the outcome (exit, stderr, ...).
+            let others = r.failures.filter { !$0.hasPrefix("outcome:") }
+            if !others.isEmpty { got += ": " + others.joined(separator: "; ") }
+            if r.outcome == .harnessError, let reason = r.reason { got += ": " + reason }
+            let diagnostic = r.firstDiagnostic ?? ""
+            let denial = r.evidence.firstDenial.map(denialText) ?? ""
+            md += "| " + [r.name, r.goVersion, expected, got, diagnostic, denial, duration(r.durationMs)]
+                .map { cell(TerminalReport.truncate($0, to: 200)) }.joined(separator: " | ") + " |\n"
+        }
+        return md + "\n"
+    }
+
+    /// The skips and why: a constraint skip is intended, a host skip means nothing was tested there.
+    static func skipsSection(_ results: [RunResult]) -> String {
+        let skips = results.filter { $0.outcome == .skipped }
+        guard !skips.isEmpty else { return "" }
+        var md = "## Skipped\n\n| scenario | go | reason |\n| --- | --- | --- |\n"
+        for r in skips {
+            md += "| " + [r.name, r.goVersion, r.reason ?? ""].map(cell).joined(separator: " | ") + " |\n"
+        }
+        return md + "\n"
+    }
+
+    static func denialText(_ d: Denial) -> String {
+        var text = "\(d.syscall) (\(d.action)"
+        if let errno = d.errno { text += " \(errno)" }
+        return text + ") in \(d.comm)"
+    }
+
+    /// `850ms`, `4.2s`, `3m12s`.
+    static func duration(_ ms: Int) -> String {
+        if ms < 1000 { return "\(ms)ms" }
+        if ms < 60_000 { return String(format: "%.1fs", Double(ms) / 1000) }
+        return "\(ms / 60_000)m\(ms / 1000 % 60)s"
     }
 
     /// ✅ passed, ❌ failed, nothing when no expectation was given; then the outcome and hang kind.
@@ -86,8 +156,14 @@ public enum MarkdownReport {
         }.map(\.element)
     }
 
-    /// Table cells cannot hold `|` or line breaks.
+    /// Table cells cannot hold `|` or line breaks; `<`, `>` and `&` are entities so that the target's output cannot
+    /// open an HTML tag in a comment, backticks are escaped so they cannot open a code span across cells, and
+    /// control bytes are written out.
     static func cell(_ s: String) -> String {
-        s.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
+        var text = s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "|", with: "\\|")
+            .replacingOccurrences(of: "`", with: "\\`").replacingOccurrences(of: "\n", with: " ")
+        text = TerminalReport.escapingControls(text)
+        return text
     }
 }

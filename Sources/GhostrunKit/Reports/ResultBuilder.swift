@@ -137,6 +137,10 @@ public enum ResultBuilder {
         evidence.tests = o.goTest?.records
         evidence.testsRunning = o.goTest.flatMap { $0.running.isEmpty ? nil : $0.running }
         evidence.unattributedAuditRecords = o.unattributedAuditRecords > 0 ? o.unattributedAuditRecords : nil
+        if let count = o.processCount, evidence.restrictionsConfirmed?.totalProcesses == nil {
+            evidence.restrictionsConfirmed?.totalProcesses = count.processes
+            evidence.restrictionsConfirmed?.totalExact = count.exact
+        }
         return evidence
     }
 

@@ -33,13 +33,15 @@ public struct RunResult: Codable, Equatable, Sendable {
     /// True when SIGINT/SIGTERM tore the run down before it finished by itself: its outcome describes a run
     /// that was cut short, not what the toolchain would have done.
     public var interrupted: Bool?
+    /// `--keep-work`: the run's $WORK, left on disk for debugging (absent otherwise).
+    public var workDir: String?
 
     enum CodingKeys: String, CodingKey {
         case name, goVersion = "go_version", goPath = "go_path", scenarioFile = "scenario_file",
             scenarioLine = "scenario_line", tags, outcome, passed, expected, failures, exitCode = "exit_code",
             signal, hangKind = "hang_kind", durationMs = "duration_ms", stderrTail = "stderr_tail",
             stdoutTail = "stdout_tail", reason, skipCause = "skip_cause", summary, firstDiagnostic = "first_diagnostic",
-            failingProcess = "failing_process", evidence, interrupted
+            failingProcess = "failing_process", evidence, interrupted, workDir = "work_dir"
     }
 
     public init(name: String, goVersion: String, outcome: Outcome, summary: String, evidence: Evidence = Evidence()) {
@@ -65,6 +67,7 @@ public struct RunResult: Codable, Equatable, Sendable {
         self.failingProcess = nil
         self.evidence = evidence
         self.interrupted = nil
+        self.workDir = nil
     }
 
     // Required contract fields are always written, as null when absent.
@@ -94,6 +97,7 @@ public struct RunResult: Codable, Equatable, Sendable {
         try c.encode(evidence, forKey: .evidence)
         // Only when true: the field is an exception, and run files of complete runs stay as they were.
         if interrupted == true { try c.encode(true, forKey: .interrupted) }
+        try c.encodeIfPresent(workDir, forKey: .workDir)
     }
 }
 
@@ -239,10 +243,14 @@ public struct RestrictionCheck: Codable, Equatable, Sendable {
     /// `bpf`: every process of the tree was checked (read by the BPF program at fork and exec); nil: the processes
     /// the /proc sampler caught.
     public var source: String?
-    /// With `bpf`, how many processes the run had (fork count + the go command): equal to checked_processes.
+    /// How many processes the run had, from fork events (the go command and everything below it), when known:
+    /// `checked_processes` of `total_processes`.
     public var totalProcesses: Int?
+    /// False when the kernel dropped fork events, so `total_processes` is a lower bound.
+    public var totalExact: Bool?
     enum CodingKeys: String, CodingKey {
-        case confirmed, checkedProcesses = "checked_processes", mismatches, source, totalProcesses = "total_processes"
+        case confirmed, checkedProcesses = "checked_processes", mismatches, source, totalProcesses = "total_processes",
+            totalExact = "total_exact"
     }
     public init(confirmed: Bool, checkedProcesses: Int, mismatches: [String], source: String? = nil,
                 totalProcesses: Int? = nil) {
@@ -252,6 +260,10 @@ public struct RestrictionCheck: Codable, Equatable, Sendable {
         self.source = source
         self.totalProcesses = totalProcesses
     }
+
+    /// Nothing was checked: no process lived long enough to be sampled. That is a gap in the evidence, not a
+    /// process found without its restrictions.
+    public var nothingSampled: Bool { checkedProcesses == 0 && source == nil }
 }
 
 /// Facts about the host, written in every run file and report.

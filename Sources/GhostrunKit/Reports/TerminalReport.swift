@@ -20,27 +20,37 @@ public enum TerminalReport {
         if let kind = r.hangKind { outcome += " (\(kind.rawValue))" }
         var parts = [
             paint(verdict.padding(toLength: 4, withPad: " ", startingAt: 0), verdictColor, color),
-            "\(r.name)@\(r.goVersion)",
+            escapingControls("\(r.name)@\(r.goVersion)"),
             paint(outcome, r.outcome == .ok ? ANSI.green : ANSI.yellow, color),
             formatDuration(r.durationMs),
         ]
-        if let evidence = keyEvidence(r) { parts.append(evidence) }
-        if let check = r.evidence.restrictionsConfirmed {
-            // The reviewer's question: was the policy really applied to every process?
-            var count = "\(check.checkedProcesses) process" + (check.checkedProcesses == 1 ? "" : "es")
-            if check.source == "bpf", let total = check.totalProcesses {
-                // Fork/exec events give the exact tree: say the checked count out of the real one.
-                count = "\(check.checkedProcesses) of \(total) process" + (total == 1 ? "" : "es")
-            }
-            parts.append(check.confirmed ? "policy confirmed on \(count)"
-                : paint("policy NOT confirmed: " + (check.mismatches.first ?? "no process sampled"), ANSI.red, color))
-        }
+        if let evidence = keyEvidence(r) { parts.append(escapingControls(evidence)) }
+        if let check = r.evidence.restrictionsConfirmed { parts.append(policyText(check, color: color)) }
         if r.interrupted == true { parts.append(paint("interrupted", ANSI.yellow, color)) }
+        if let workDir = r.workDir { parts.append("work kept in " + escapingControls(workDir)) }
         var text = parts.joined(separator: "  ")
         if !r.failures.isEmpty {
-            text += "  " + paint("[" + r.failures.joined(separator: "; ") + "]", ANSI.red, color)
+            text += "  " + paint("[" + escapingControls(r.failures.joined(separator: "; ")) + "]", ANSI.red, color)
         }
         return text
+    }
+
+    /// The reviewer's question: was the policy really applied to every process? `policy confirmed on 3 of 41
+    /// processes` (checked of all the run had, from fork events), `policy not checked: no process lived long
+    /// enough to sample (12 ran)` (a gap in the evidence, not a failure), or `policy NOT confirmed: ...` when a
+    /// checked process lacked a restriction.
+    static func policyText(_ check: RestrictionCheck, color: Bool) -> String {
+        func processes(_ n: Int) -> String { "\(n) process" + (n == 1 ? "" : "es") }
+        let total = check.totalProcesses.map { ($0, check.totalExact == false ? "at least " : "") }
+        if check.nothingSampled {
+            let ran = total.map { " (\($0.1)\($0.0) ran)" } ?? ""
+            return paint("policy not checked: no process lived long enough to sample" + ran, ANSI.yellow, color)
+        }
+        if !check.confirmed {
+            return paint("policy NOT confirmed: " + escapingControls(check.mismatches.first ?? ""), ANSI.red, color)
+        }
+        guard let (count, qualifier) = total else { return "policy confirmed on " + processes(check.checkedProcesses) }
+        return "policy confirmed on \(check.checkedProcesses) of \(qualifier)" + processes(count)
     }
 
     /// The single piece of evidence that best explains the outcome: the reason for a skip or harness error,
@@ -83,6 +93,24 @@ public enum TerminalReport {
         text += errors == 1 ? "" : "s"
         if !unjudged.isEmpty { text += ", \(unjudged.count) without expectation" }
         return text
+    }
+
+    /// `text` with every control character written out: C0 codes (NUL, ESC, BEL, CR, LF, ...), DEL and the C1
+    /// codes as `\xNN` (`\n`, `\r`, `\t` by name), so that the target's output can neither move the cursor,
+    /// recolour or retitle the terminal, nor break the one-line-per-result layout.
+    public static func escapingControls(_ text: String) -> String {
+        var escaped = ""
+        escaped.reserveCapacity(text.unicodeScalars.count)
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x0A: escaped += "\\n"
+            case 0x0D: escaped += "\\r"
+            case 0x09: escaped += "\\t"
+            case 0x00...0x1F, 0x7F...0x9F: escaped += String(format: "\\x%02x", scalar.value)
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
     }
 
     static func formatDuration(_ ms: Int) -> String {

@@ -22,6 +22,8 @@ public struct RunnerOptions: Sendable {
     public var traceBackend: TraceBackendDecision.Backend = .notify
     /// `--pass-env NAME`: harness variables the go command sees besides PATH, the locale and TERM.
     public var passEnvironment: [String] = []
+    /// `--shared-cache DIR`: GOCACHE in `DIR/go<version>`, shared by the runs of one toolchain (opt-in; default private).
+    public var sharedCache: String?
 
     public init(hierarchies: CgroupHierarchies = .discover(),
                 requireHost: Bool = ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1",
@@ -73,7 +75,9 @@ public final class ScenarioRunner: Sendable {
                 scenario, toolchain, reason: "go \(toolchain.label) does not satisfy go: \"\(constraint)\"",
                 cause: .goConstraint)
         } else {
-            result = execute(scenario, toolchain: toolchain)
+            var workDir: String?
+            result = execute(scenario, toolchain: toolchain, workDir: &workDir)
+            if options.keepWork { result.workDir = workDir }
         }
         if result.durationMs == 0 { result.durationMs = (ContinuousClock.now - started).milliseconds }
         return result
@@ -103,7 +107,7 @@ public final class ScenarioRunner: Sendable {
 
     // MARK: - The run
 
-    private func execute(_ scenario: Scenario, toolchain: Toolchain) -> RunResult {
+    private func execute(_ scenario: Scenario, toolchain: Toolchain, workDir: inout String?) -> RunResult {
         let sequence = ScenarioRunner.takeSequence()
         let work: WorkDirectory
         do {
@@ -111,13 +115,17 @@ public final class ScenarioRunner: Sendable {
         } catch {
             return harnessError(scenario, toolchain, message: "\(error)")
         }
+        workDir = work.work
+        // Kept trees are marked before anything runs, so a watchdog or signal sweep at any point leaves them.
+        if options.keepWork { work.keep() }
         defer { if !options.keepWork { work.remove() } }
 
         var plan: RunPlan
         do {
             try WorkPreparation.apply(scenario, toolchain: toolchain, to: work)
             plan = try RunPlan.resolve(scenario: scenario, toolchain: toolchain, host: host, work: work,
-                                       traceOut: options.traceOut, observeWithBPF: options.traceBackend == .bpf)
+                                       traceOut: options.traceOut, observeWithBPF: options.traceBackend == .bpf,
+                                       sharedCache: try sharedCache(for: toolchain))
         } catch let error as HostUnsupported {
             return unsupportedHost(scenario, toolchain, reason: error.reason)
         } catch {
@@ -135,7 +143,7 @@ public final class ScenarioRunner: Sendable {
         } catch {
             return unsupportedHost(scenario, toolchain, reason: "cannot create the run's cgroup: \(error) (root needed)")
         }
-        runs.register(sequence, cgroup: cgroup, work: work, goroot: toolchain.goroot)
+        runs.register(sequence, cgroup: cgroup, work: options.keepWork ? nil : work, goroot: toolchain.goroot)
         defer {
             cgroup.destroy()
             runs.unregister(sequence, goroot: toolchain.goroot)
@@ -180,6 +188,14 @@ public final class ScenarioRunner: Sendable {
 }
 
 extension ScenarioRunner {
+    /// `DIR/go<version>` for `--shared-cache DIR`, created on first use; nil without the option.
+    func sharedCache(for toolchain: Toolchain) throws -> String? {
+        guard let base = options.sharedCache else { return nil }
+        let directory = base + "/go" + toolchain.label
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
     /// Page cache is charged to the cgroup that first reads a page. If the toolchain's binaries are not cached when a
     /// memory-limited run starts, their text pages are charged to the run and, under the limit, evicted and read
     /// again and again: the build thrashes instead of meeting the OOM killer (measured here with cgroup v1, at

@@ -45,6 +45,21 @@ public struct WorkDirectory: Sendable {
     /// Removes the tree even where Go's module cache made it read-only, by descriptor, never following a link.
     public func remove() { WorkDirectory.removeTree(root) }
 
+    /// The marker `--keep-work` leaves in the root: sweeps (the watchdog's, the next run's) leave a kept tree alone.
+    public static let keepMarker = ".ghostrun-keep"
+
+    /// Marks the tree as kept for the user: no sweep removes it once its ghostrun is gone.
+    public func keep() {
+        FileManager.default.createFile(
+            atPath: root + "/" + WorkDirectory.keepMarker,
+            contents: Data("kept by ghostrun run --keep-work; remove this directory when done\n".utf8))
+    }
+
+    /// Whether `--keep-work` kept the tree at `root`.
+    public static func isKept(_ root: String) -> Bool {
+        FileManager.default.fileExists(atPath: root + "/" + keepMarker)
+    }
+
     public static func removeTree(_ path: String) {
         let parentPath = (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent
@@ -93,7 +108,7 @@ public struct WorkDirectory: Sendable {
         for entry in entries.sorted() where entry.hasPrefix(prefix) {
             guard let (owner, started) = ownerMarker(base + "/" + entry) else { continue }
             let gone = ownerFilter?(owner) ?? !GhostrunProcess.isAlive(owner, startTime: started)
-            if gone {
+            if gone, !isKept(base + "/" + entry) {
                 removeTree(base + "/" + entry)
                 removed.append(base + "/" + entry)
             }
