@@ -127,7 +127,7 @@ public struct Denial: Codable, Equatable, Sendable {
     }
     enum CodingKeys: String, CodingKey {
         case pid, comm, exe, syscall, syscallNumber = "syscall_number", action, errno, signal, timeMs = "time_ms",
-            rule, source, role, path
+            rule, source, role, path, repeated
     }
 }
 
