@@ -292,6 +292,12 @@ final class PolicyDecisionProbeTests: XCTestCase {
         try requireRoot()
     }
 
+    /// The probe is built per test run: each class that may build it removes it, so no temp directory is left.
+    override class func tearDown() {
+        SyscallProbe.removeBuild()
+        super.tearDown()
+    }
+
     private func yaml(_ action: SeccompAction) -> String {
         switch action {
         case .errno(let value): return "action: errno, errno: \(ErrnoName.name(of: value)!)"
