@@ -124,7 +124,8 @@ public struct RunPlan: Sendable {
                                     work: work, substitutions: substitutions, traceOut: traceOut,
                                     observeWithBPF: observeWithBPF, spawn: &spawn)
         spawn.seccompFlags |= ProfileFlags.value(of: profile?.flags ?? [])
-        try namespaces(scenario.sandbox, work: work, substitutions: substitutions, spawn: &spawn)
+        try namespaces(scenario.sandbox, work: work, toolchain: toolchain, substitutions: substitutions,
+                       spawn: &spawn)
 
         var expectedCapEff: UInt64?
         if let caps = spawn.capabilities {
@@ -147,12 +148,12 @@ public struct RunPlan: Sendable {
     }
 
     /// `sandbox.mounts` and `sandbox.network` become namespaces the child unshares and the mount steps it applies.
-    static func namespaces(_ sandbox: Sandbox, work: WorkDirectory, substitutions: Substitutions,
-                           spawn: inout SpawnPlan) throws {
+    static func namespaces(_ sandbox: Sandbox, work: WorkDirectory, toolchain: Toolchain,
+                           substitutions: Substitutions, spawn: inout SpawnPlan) throws {
         if !sandbox.mounts.isEmpty {
             spawn.newMountNamespace = true
             spawn.mountOperations = MountPlan.operations(for: sandbox.mounts, work: work.work,
-                                                         expand: substitutions.expand)
+                                                         toolchain: toolchain.goroot, expand: substitutions.expand)
         }
         if let network = sandbox.network {
             spawn.newNetworkNamespace = true

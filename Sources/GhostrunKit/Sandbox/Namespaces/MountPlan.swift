@@ -29,8 +29,13 @@ public struct MountOperation: Sendable, Equatable {
 /// does not name it, so a tmpfs over /tmp or a read-only / does not reach it. Entries that name `$WORK` or a path
 /// under it apply after that, in their written order, so they are the only ones that can restrict it.
 public enum MountPlan {
+    ///
+    /// `toolchain` (the GOROOT under test) must stay reachable too: a tmpfs, hide or bind over one of its ancestors
+    /// (a tmpfs over /tmp while the toolchain lives under /tmp, as in a CI checkout there) would otherwise make the
+    /// go command itself vanish. It is kept and attached again only when such an entry covers it, so a read-only
+    /// or noexec entry still applies to it as written.
     public static func operations(
-        for entries: [MountEntry], work: String, expand: (String) -> String,
+        for entries: [MountEntry], work: String, toolchain: String? = nil, expand: (String) -> String,
         isDirectory: (String) -> Bool = MountPlan.isDirectory,
         isMountPoint: (String) -> Bool = MountPlan.isMountPoint
     ) -> [MountOperation] {
@@ -39,10 +44,29 @@ public enum MountPlan {
             let path = expand(entry.path)
             return path == work || path.hasPrefix(work + "/")
         }
+        func covers(_ entry: MountEntry, _ path: String) -> Bool {
+            // Flags alone (readonly, noexec, ...) change the existing tree in place; they hide nothing.
+            if case .flags = entry.kind { return false }
+            let target = expand(entry.path)
+            return target == "/" || path == target || path.hasPrefix(target + "/")
+        }
+        let keptToolchain = toolchain.flatMap { root -> String? in
+            guard root != work, !root.hasPrefix(work + "/"),
+                entries.contains(where: { !namesWork($0) && covers($0, root) })
+            else { return nil }
+            return root
+        }
         var operations: [MountOperation] = [MountOperation(kind: .keep(slot: 0), target: work, step: "keep-work")]
+        if let keptToolchain {
+            operations.append(MountOperation(kind: .keep(slot: 1), target: keptToolchain, step: "keep-toolchain"))
+        }
         for (index, entry) in entries.enumerated() where !namesWork(entry) {
             operations += steps(entry, index: index, expand: expand, isDirectory: isDirectory,
                                 isMountPoint: isMountPoint)
+        }
+        if let keptToolchain {
+            operations.append(
+                MountOperation(kind: .restore(slot: 1), target: keptToolchain, step: "restore-toolchain"))
         }
         operations.append(MountOperation(kind: .restore(slot: 0), target: work, step: "restore-work"))
         for (index, entry) in entries.enumerated() where namesWork(entry) {
