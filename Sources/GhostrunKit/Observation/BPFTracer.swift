@@ -126,7 +126,7 @@ public final class BPFTracer: @unchecked Sendable {
         if let problem = BPFTracer.hostProblem() { throw BPFUnavailable(description: problem) }
         var info = stat()
         guard stat(cgroupDirectory, &info) == 0 else {
-            throw BPFUnavailable(description: "cannot stat \(cgroupDirectory): \(String(cString: strerror(errno)))")
+            throw BPFUnavailable(description: "cannot stat \(cgroupDirectory): \(Errno.current)")
         }
         // A cgroup v2 id is its directory's inode number (kernfs), as bpf_get_current_cgroup_id() returns it.
         cgroupID = UInt64(info.st_ino)
@@ -295,7 +295,7 @@ final class BPFPrograms: @unchecked Sendable {
         var run = ghostrun_bpf_run(slot: slot, emit_records: writer == nil ? 0 : 1)
         let status = ghostrun_bpf_update(ghostrun_bpf_map_fd(tracer, GHOSTRUN_BPF_MAP_RUNS), &key, &run, 0)
         guard status == 0 else {
-            throw BPFUnavailable(description: "cannot register the run's cgroup: \(String(cString: strerror(-status)))")
+            throw BPFUnavailable(description: "cannot register the run's cgroup: \(Errno(negated: status))")
         }
         writers[slot] = .some(writer)
         if !attached {
@@ -323,7 +323,7 @@ final class BPFPrograms: @unchecked Sendable {
                 return 0
             }, context)
         guard fd >= 0 else {
-            throw BPFUnavailable(description: "cannot open the BPF ring buffer: \(String(cString: strerror(-fd)))")
+            throw BPFUnavailable(description: "cannot open the BPF ring buffer: \(Errno(negated: fd))")
         }
         let thread = Thread { [self] in
             while true {

@@ -346,9 +346,8 @@ struct RunMonitor {
         var trace = stopSupervisor(at: end)
         waitForAuditRecords(failed: termination != .exited(0))
         if let bpfSeen {
-            let policy = plan.decisions?.policy ?? SeccompPolicy()
             state.denials = bpfSeen.policyDenials(
-                policy: policy, goroot: toolchain.goroot, workRoot: work.root, merging: state.denials)
+                decisions: plan.decisions, goroot: toolchain.goroot, workRoot: work.root, merging: state.denials)
             if scenario.trace != .off {
                 trace = bpfSeen.traceSummary(
                     request: scenario.trace, goroot: toolchain.goroot, workRoot: work.root,

@@ -109,24 +109,23 @@ extension BPFObservation {
 
     /// The calls the policy failed with its errno, as denials (the first of each process, syscall and errno).
     /// Audit records of errno denials carry neither the errno nor the path: those are completed, not repeated.
-    public func policyDenials(policy: SeccompPolicy, goroot: String, workRoot: String, merging existing: [Denial])
-        -> [Denial]
+    public func policyDenials(decisions: SeccompDecisionTable?, goroot: String, workRoot: String,
+                              merging existing: [Denial]) -> [Denial]
     {
-        var ruled: [String: Int32] = [:]
-        var named = Set<String>()
-        for rule in SeccompCompiler.effectiveRules(policy) {
-            named.insert(rule.syscall)
-            if rule.args.isEmpty, case .errno(let value) = rule.action { ruled[rule.syscall] = value }
+        /// The errno the policy answers every call of this syscall with (from the one decision table the filter
+        /// was compiled from), and the rule that decided; nil when it allows it or decides by its arguments.
+        func policyErrno(_ number: Int32) -> (errno: Int32, rule: String)? {
+            guard let decisions, case .unconditional(let decision) = decisions.decision(number: number),
+                case .errno(let value) = decision.action
+            else { return nil }
+            return (value, decision.origin.description)
         }
-        var defaultErrno: Int32?
-        if case .errno(let value) = policy.defaultAction { defaultErrno = value }
         let roles = roles(goroot: goroot, workRoot: workRoot)
         let byPid = Dictionary(processes.map { ($0.pid, $0) }, uniquingKeysWith: { a, _ in a })
         let work = workRoot + "/work"
         var denials = existing
         for error in errors {
-            let policyErrno = ruled[error.syscall] ?? (named.contains(error.syscall) ? nil : defaultErrno)
-            guard let policyErrno, policyErrno == error.errnoValue else { continue }
+            guard let decided = policyErrno(error.number), decided.errno == error.errnoValue else { continue }
             let path = error.path.map { $0.hasPrefix(work) ? "$WORK" + $0.dropFirst(work.count) : $0 }
             let process = byPid[error.pid]
             if let index = denials.firstIndex(where: {
@@ -136,13 +135,15 @@ extension BPFObservation {
                 denials[index].errno = error.errno
                 denials[index].path = denials[index].path ?? path
                 denials[index].role = denials[index].role ?? roles[error.pid]?.rawValue
+                denials[index].rule = denials[index].rule ?? decided.rule
                 continue
             }
-            denials.append(
-                Denial(
-                    pid: error.pid, comm: process?.comm ?? "?", exe: process?.exe, syscall: error.syscall,
-                    syscallNumber: Int(error.number), action: "errno", errno: error.errno, timeMs: error.firstMs,
-                    source: "bpf", role: roles[error.pid]?.rawValue, path: path))
+            var denial = Denial(
+                pid: error.pid, comm: process?.comm ?? "?", exe: process?.exe, syscall: error.syscall,
+                syscallNumber: Int(error.number), action: "errno", errno: error.errno, timeMs: error.firstMs,
+                source: "bpf", role: roles[error.pid]?.rawValue, path: path)
+            denial.rule = decided.rule
+            denials.append(denial)
         }
         return denials
     }

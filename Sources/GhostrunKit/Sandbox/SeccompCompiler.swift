@@ -210,7 +210,7 @@ public enum SeccompCompiler {
                 throw SeccompCompileError(
                     message: "libseccomp rejected the rule for \(rule.syscall) "
                         + "(action 0x\(String(rule.action, radix: 16))): "
-                        + String(cString: strerror(-status)), location: rule.location)
+                        + Errno(negated: status).description, location: rule.location)
             }
         }
         var instructions = try export(context)
@@ -242,11 +242,11 @@ public enum SeccompCompiler {
     /// libseccomp 2.5 exports BPF to a file descriptor only, so go through a memfd.
     private static func export(_ context: scmp_filter_ctx) throws -> [ghostrun_bpf_insn] {
         let fd = ghostrun_memfd("ghostrun-bpf")
-        guard fd >= 0 else { throw SeccompCompileError(message: "memfd_create: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw SeccompCompileError(message: "memfd_create: \(Errno.current.description)") }
         defer { close(fd) }
         let status = seccomp_export_bpf(context, fd)
         guard status == 0 else {
-            throw SeccompCompileError(message: "seccomp_export_bpf: \(String(cString: strerror(-status)))")
+            throw SeccompCompileError(message: "seccomp_export_bpf: \(Errno(negated: status).description)")
         }
         let size = lseek(fd, 0, SEEK_END)
         guard size > 0, size % off_t(MemoryLayout<ghostrun_bpf_insn>.stride) == 0 else {

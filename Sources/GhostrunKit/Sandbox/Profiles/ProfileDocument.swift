@@ -242,7 +242,7 @@ public enum SeccompProfileParser {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: file))
         } catch {
-            let reason = String(cString: strerror(errno == 0 ? ENOENT : errno))
+            let reason = Errno(rawValue: errno == 0 ? ENOENT : errno).description
             throw ProfileError(
                 profile: label ?? file, path: "", message: "cannot read the profile: \(reason)",
                 hint: "a relative path is resolved against the scenario file's directory")
