@@ -48,7 +48,7 @@ def main():
         with open(scenario, "w") as f:
             f.write(SCENARIO.format(fixture=FIXTURE, extra="trace: true"))
         result = os.path.join(work, "result.json")
-        proc = subprocess.Popen([args.ghostrun, "run", scenario, "--go", go, "--json", result, "--jobs", "1",
+        proc = subprocess.Popen([args.ghostrun, "run", scenario, "--go", go, "--json", result, "--jobs", "1", "--allow-host-fixtures",
                                  "--trace-backend", "bpf"], stdout=subprocess.DEVNULL)
         while proc.poll() is None:
             for name, p in programs().items():

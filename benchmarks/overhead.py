@@ -82,7 +82,7 @@ def under_ghostrun(ghostrun, go, work, variant="ghostrun"):
     result = os.path.join(work, "result.json")
     start = time.monotonic()
     backend = ["--trace-backend", BACKEND[variant]] if variant in BACKEND else []
-    proc = subprocess.run([ghostrun, "run", scenario, "--go", go, "--json", result, "--jobs", "1"] + backend,
+    proc = subprocess.run([ghostrun, "run", scenario, "--go", go, "--json", result, "--jobs", "1", "--allow-host-fixtures"] + backend,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.monotonic() - start
     if proc.returncode != 0:
