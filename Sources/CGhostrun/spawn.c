@@ -174,10 +174,32 @@ static void apply_mounts(const ghostrun_spawn_config *c, int report_fd) {
             close(kept[op->slot]);
             kept[op->slot] = -1;
             break;
+        case GHOSTRUN_MOUNT_MKDIR:
+            if (make_directories(op->target) != 0) child_fail(report_fd, op->step);
+            break;
+        case GHOSTRUN_MOUNT_OVERLAY:
+            if (mount("overlay", op->target, "overlay", mount_flags(op->flags), op->data) != 0) {
+                child_fail(report_fd, op->step);
+            }
+            break;
+        case GHOSTRUN_MOUNT_BIND_ONE:
+            if (mount(op->source, op->target, NULL, MS_BIND, NULL) != 0) child_fail(report_fd, op->step);
+            break;
+        case GHOSTRUN_MOUNT_PIVOT:
+            // pivot_root(".", "."): the old root ends up stacked on the new one and is detached at once, so
+            // nothing of the host's tree stays reachable but what was bound into the new root.
+            if (chdir(op->target) != 0 || syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 ||
+                chdir("/") != 0) {
+                child_fail(report_fd, op->step);
+            }
+            break;
         default:
             errno = EINVAL;
             child_fail(report_fd, op->step);
         }
+    }
+    for (int i = 0; i < GHOSTRUN_MAX_KEPT_TREES; i++) {
+        if (kept[i] >= 0) close(kept[i]);
     }
 }
 
@@ -260,6 +282,13 @@ __attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, 
     // Landlock before the capability and user changes: ghostrun's CAP_SYS_ADMIN allows it without no_new_privs,
     // and the domain is inherited by everything the go command starts.
     if (c->landlock_ruleset >= 0) {
+        for (int i = 0; i < c->landlock_rule_count; i++) {
+            int status = ghostrun_landlock_add_path(c->landlock_ruleset, c->landlock_paths[i], c->landlock_access[i]);
+            if (status < 0) {
+                errno = -status;
+                child_fail(report_fd, "landlock-rule");
+            }
+        }
         if (syscall(SYS_landlock_restrict_self, c->landlock_ruleset, 0U) != 0) child_fail(report_fd, "landlock");
         close(c->landlock_ruleset);
     }

@@ -53,6 +53,14 @@ struct Run: ParsableCommand {
             """)
     var sharedCache: String?
 
+    @Flag(
+        help: """
+            Let the go command write to this host's file systems. By default a run sees the host through a \
+            copy-on-write view that is discarded with the run, so nothing a scenario writes outside $WORK reaches \
+            the host or a later run.
+            """)
+    var hostWrites = false
+
     @Option(name: .customLong("trace-out"), help: "Write every traced syscall as a JSON line here.")
     var traceOut: String?
 
@@ -122,6 +130,11 @@ struct Run: ParsableCommand {
         options.traceOut = traceOut
         options.traceBackend = try resolveTraceBackend(traceBackend)
         options.passEnvironment = passEnv
+        options.hostWrites = hostWrites
+        if hostWrites {
+            warn("--host-writes: scenarios run as root on this host's own file systems; what one writes outside "
+                + "$WORK stays on the host and later runs see it")
+        }
         if let sharedCache {
             let absolute = sharedCache.hasPrefix("/")
                 ? sharedCache : FileManager.default.currentDirectoryPath + "/" + sharedCache

@@ -23,6 +23,10 @@
 #define GHOSTRUN_MOUNT_SETATTR 3  ///< mount_setattr(target, AT_RECURSIVE) setting `flags`
 #define GHOSTRUN_MOUNT_KEEP 4     ///< open_tree(target, OPEN_TREE_CLONE | AT_RECURSIVE) into kept slot `slot`
 #define GHOSTRUN_MOUNT_RESTORE 5  ///< mkdir -p target, then move_mount the tree kept in `slot` onto it
+#define GHOSTRUN_MOUNT_MKDIR 6    ///< mkdir -p target (mode 0755)
+#define GHOSTRUN_MOUNT_OVERLAY 7  ///< mount("overlay", target, "overlay", flags, data): data holds the layers
+#define GHOSTRUN_MOUNT_BIND_ONE 8 ///< mount(source, target, NULL, MS_BIND, NULL): that mount only, its flags kept
+#define GHOSTRUN_MOUNT_PIVOT 9    ///< chdir target, pivot_root(".", "."), detach the old root, chdir "/"
 
 /// Mount flags of a step, the values of the kernel's MOUNT_ATTR_* (spawn.c checks them).
 #define GHOSTRUN_MOUNT_RDONLY 0x1
@@ -101,9 +105,14 @@ typedef struct ghostrun_spawn_config {
     const ghostrun_mount_op *mount_ops;
     int mount_op_count;
 
-    /// A Landlock ruleset built by the parent (`ghostrun_landlock_*`), or -1. The child calls
-    /// landlock_restrict_self after the mount steps and chdir, while it still holds ghostrun's CAP_SYS_ADMIN.
+    /// A Landlock ruleset created by the parent (`ghostrun_landlock_create_ruleset`), or -1. The child adds the
+    /// rules after the mount steps (a rule holds the inode it was opened on, and a hermetic run's files are the
+    /// overlay's, not the host's), then calls landlock_restrict_self while it still holds ghostrun's CAP_SYS_ADMIN.
     int landlock_ruleset;
+    /// The ruleset's trees and the rights each allows, `landlock_rule_count` of each.
+    const char *const *landlock_paths;
+    const uint64_t *landlock_access;
+    int landlock_rule_count;
     /// A network namespace to join with setns instead of creating one (the stall server's), or -1.
     int join_network_namespace;
 } ghostrun_spawn_config;

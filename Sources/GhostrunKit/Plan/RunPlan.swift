@@ -35,6 +35,10 @@ public struct RunPlan: Sendable {
     /// answers from it, and evidence names the rule that decided each denial from it.
     public var decisions: SeccompDecisionTable?
 
+    /// How the run sees the host's file systems: a copy-on-write view (hermetic, the default) or the host's own
+    /// (`--host-writes`); for `evidence.filesystem`.
+    public var fileSystemView: FileSystemView = .hostWrites
+
     /// `sandbox.stall` endpoints, served by a `StallServer` whose namespace the child joins.
     public var stallEndpoints: [StallEndpoint] = []
 
@@ -54,17 +58,21 @@ public struct RunPlan: Sendable {
     /// Throws `RunSetupError` (a program not on PATH, capabilities ghostrun lacks) and the seccomp compiler's
     /// errors; these become the run's `harness-error` (or `skipped` for `HostUnsupported`).
     /// `sharedCache` (`--shared-cache DIR`, already per toolchain) replaces the private GOCACHE where
-    /// `usesSharedCache` allows.
+    /// `usesSharedCache` allows. `hermetic` (the host's mounts, nil for `--host-writes`) gives the run a copy-on-write
+    /// view of the host: see `HermeticRoot`.
     public static func resolve(scenario: Scenario, toolchain: Toolchain, host: PlanHost, work: WorkDirectory,
-                               traceOut: String? = nil, observeWithBPF: Bool = false, sharedCache: String? = nil)
+                               traceOut: String? = nil, observeWithBPF: Bool = false, sharedCache: String? = nil,
+                               hermetic hostMounts: [HostMount]? = nil)
         throws -> RunPlan {
         let substitutions = Substitutions(work: work, scenario: scenario, toolchain: toolchain)
         var (environment, path) = environment(scenario: scenario, toolchain: toolchain, host: host, work: work,
                                               substitutions: substitutions)
+        var sharedCacheUsed: String?
         if let sharedCache, usesSharedCache(scenario),
             let index = environment.firstIndex(where: { $0.0 == "GOCACHE" && $0.1 == work.gocache })
         {
             environment[index].1 = sharedCache
+            sharedCacheUsed = sharedCache
         }
         func envValue(_ name: String) -> String? { environment.last(where: { $0.0 == name })?.1 }
 
@@ -126,6 +134,22 @@ public struct RunPlan: Sendable {
         spawn.seccompFlags |= ProfileFlags.value(of: profile?.flags ?? [])
         try namespaces(scenario.sandbox, work: work, toolchain: toolchain, substitutions: substitutions,
                        spawn: &spawn)
+        var fileSystemView = FileSystemView.hostWrites
+        if let hostMounts {
+            let hermetic = HermeticRoot.plan(mounts: hostMounts, stage: work.root + "/hermetic",
+                                             writable: [work.root] + (sharedCacheUsed.map { [$0] } ?? []))
+            spawn.newMountNamespace = true
+            spawn.mountOperations = hermetic.operations + spawn.mountOperations
+            fileSystemView = hermetic.view
+            // What the run writes outside its tree is discarded with the namespace: an artifact there could never
+            // be found afterwards, and the check would fail for a reason that is not the go command's.
+            let outside = [successArtifact, scenario.expect?.artifact.map(substitutions.expand)].compactMap { $0 }
+                .map(absolute).first { !($0 == work.root || $0.hasPrefix(work.root + "/")) }
+            if let outside {
+                throw RunSetupError(description: "artifact \(outside) is outside $WORK: a hermetic run's writes "
+                    + "there are discarded (hint: write it under $WORK, or run with --host-writes)")
+            }
+        }
 
         var expectedCapEff: UInt64?
         if let caps = spawn.capabilities {
@@ -143,6 +167,7 @@ public struct RunPlan: Sendable {
             warmPageCache: scenario.sandbox.cgroup.memoryMax != nil, policyEvidence: profile.map { ProfileEvidence($0) },
             decisions: decisions)
         plan.observeWithBPF = observeWithBPF
+        plan.fileSystemView = fileSystemView
         plan.stallEndpoints = scenario.sandbox.stall
         return plan
     }

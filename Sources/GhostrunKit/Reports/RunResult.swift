@@ -159,11 +159,13 @@ public struct Evidence: Codable, Equatable, Sendable {
     /// Seccomp audit records from the run's toolchain that no pid of the run explains (another run's, or one too
     /// short-lived for the sampler): dropped rather than guessed, and counted here when there were any.
     public var unattributedAuditRecords: Int?
+    /// How the run saw the host's file systems: hermetic (a discarded copy-on-write view) or `--host-writes`.
+    public var filesystem: FileSystemView?
     enum CodingKeys: String, CodingKey {
         case processes, denials, firstDenial = "first_denial", cgroup, hangSnapshots = "hang_snapshots",
             goroutineDump = "goroutine_dump", restrictionsConfirmed = "restrictions_confirmed", trace, policy, tests,
             testsRunning = "tests_running", processTree = "process_tree",
-            unattributedAuditRecords = "unattributed_audit_records"
+            unattributedAuditRecords = "unattributed_audit_records", filesystem
     }
     public init() {}
     public func encode(to encoder: Encoder) throws {
@@ -181,6 +183,7 @@ public struct Evidence: Codable, Equatable, Sendable {
         try c.encodeIfPresent(testsRunning, forKey: .testsRunning)
         try c.encodeIfPresent(processTree, forKey: .processTree)
         try c.encodeIfPresent(unattributedAuditRecords, forKey: .unattributedAuditRecords)
+        try c.encodeIfPresent(filesystem, forKey: .filesystem)
     }
 }
 

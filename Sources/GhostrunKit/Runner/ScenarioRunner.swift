@@ -24,6 +24,9 @@ public struct RunnerOptions: Sendable {
     public var passEnvironment: [String] = []
     /// `--shared-cache DIR`: GOCACHE in `DIR/go<version>`, shared by the runs of one toolchain (opt-in; default private).
     public var sharedCache: String?
+    /// `--host-writes`: the go command sees and writes the host's own file systems. By default a run is hermetic:
+    /// it sees the host through a copy-on-write view whose writes are discarded with the run (`HermeticRoot`).
+    public var hostWrites = false
 
     public init(hierarchies: CgroupHierarchies = .discover(),
                 requireHost: Bool = ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1",
@@ -125,7 +128,8 @@ public final class ScenarioRunner: Sendable {
             try WorkPreparation.apply(scenario, toolchain: toolchain, to: work)
             plan = try RunPlan.resolve(scenario: scenario, toolchain: toolchain, host: host, work: work,
                                        traceOut: options.traceOut, observeWithBPF: options.traceBackend == .bpf,
-                                       sharedCache: try sharedCache(for: toolchain))
+                                       sharedCache: try sharedCache(for: toolchain),
+                                       hermetic: options.hostWrites ? nil : HermeticRoot.currentMounts())
         } catch let error as HostUnsupported {
             return unsupportedHost(scenario, toolchain, reason: error.reason)
         } catch {
@@ -182,6 +186,7 @@ public final class ScenarioRunner: Sendable {
             requested: plan.requested)
         result.durationMs = observation.durationMs
         result.evidence.policy = plan.policyEvidence
+        result.evidence.filesystem = plan.fileSystemView
         if runs.wasTornDown(sequence) { result.interrupted = true }
         return result
     }

@@ -186,6 +186,14 @@ public enum Spawner {
             case .restore(let slot):
                 op.kind = GHOSTRUN_MOUNT_RESTORE
                 op.slot = slot
+            case .makeDirectory: op.kind = GHOSTRUN_MOUNT_MKDIR
+            case .overlay(let options):
+                op.kind = GHOSTRUN_MOUNT_OVERLAY
+                op.data = UnsafePointer(cString(options))
+            case .bindOne(let source):
+                op.kind = GHOSTRUN_MOUNT_BIND_ONE
+                op.source = UnsafePointer(cString(source))
+            case .pivotRoot: op.kind = GHOSTRUN_MOUNT_PIVOT
             }
             withUnsafeMutableBytes(of: &op.step) { raw in
                 let bytes = Array(operation.step.utf8.prefix(Int(GHOSTRUN_STEP_LEN) - 1))
@@ -194,6 +202,9 @@ public enum Spawner {
             return op
         }
 
+        let landlockPaths: [UnsafePointer<CChar>?] = (plan.landlock?.rules ?? []).map { UnsafePointer(cString($0.path)) }
+        let landlockAccess: [UInt64] = (plan.landlock?.rules ?? []).map(\.access)
+
         var pid: pid_t = 0
         var step = [CChar](repeating: 0, count: Int(GHOSTRUN_STEP_LEN))
         let instructions = plan.filter?.instructions ?? []
@@ -201,6 +212,11 @@ public enum Spawner {
             envp.withUnsafeBufferPointer { envpBuffer in
                 instructions.withUnsafeBufferPointer { filterBuffer in
                   mountOperations.withUnsafeBufferPointer { mountBuffer in
+                  landlockPaths.withUnsafeBufferPointer { landlockPathBuffer in
+                  landlockAccess.withUnsafeBufferPointer { landlockAccessBuffer in
+                    config.landlock_paths = landlockPathBuffer.baseAddress
+                    config.landlock_access = landlockAccessBuffer.baseAddress
+                    config.landlock_rule_count = Int32(landlockPathBuffer.count)
                     config.mount_ops = mountBuffer.baseAddress
                     config.mount_op_count = Int32(mountBuffer.count)
                     config.path = UnsafePointer(path)
@@ -213,11 +229,24 @@ public enum Spawner {
                     }
                     return ghostrun_spawn(&config, &pid, &step)
                   }
+                  }
+                  }
                 }
             }
         }
         if status != 0 {
-            throw HarnessError.spawn(step: String(cString: step), errno: status)
+            let stepName = String(cString: step)
+            // A mount step names the path it failed on, and a hermetic one says how to run without the overlay.
+            if let operation = plan.mountOperations.first(where: { $0.step == stepName }) {
+                let hermetic = stepName.hasPrefix("hermetic")
+                throw HarnessError(
+                    step: stepName, syscall: operation.kind.syscall, path: operation.target,
+                    errno: Errno(rawValue: status), "spawn step \(stepName) failed on \(operation.target)",
+                    hint: hermetic
+                        ? "the run's copy-on-write view of the host could not be built; --host-writes runs without it"
+                        : nil)
+            }
+            throw HarnessError.spawn(step: stepName, errno: status)
         }
         return pid
     }

@@ -67,20 +67,14 @@ public enum Landlock {
         return LandlockPlan(abi: abi, handled: handled, rules: rules)
     }
 
-    /// Builds the ruleset; the caller closes the returned descriptor after the spawn.
+    /// Creates the ruleset (the rights it handles); the caller closes the returned descriptor after the spawn. The
+    /// rules are added by the child after its mount steps: a rule holds the inode its path was opened on, and in a
+    /// hermetic run (or under `sandbox.mounts`) the child's files are not the inodes ghostrun sees.
     static func createRuleset(_ plan: LandlockPlan) throws -> Int32 {
         let fd = ghostrun_landlock_create_ruleset(plan.handled)
         guard fd >= 0 else {
             throw HarnessError(step: "landlock", syscall: "landlock_create_ruleset", errno: Errno(rawValue: -fd),
                               "cannot create the Landlock ruleset")
-        }
-        for rule in plan.rules {
-            let status = ghostrun_landlock_add_path(fd, rule.path, rule.access)
-            if status < 0 {
-                close(fd)
-                throw HarnessError(step: "landlock", syscall: "landlock_add_rule", path: rule.path,
-                                   errno: Errno(rawValue: -status), "cannot allow \(rule.path) in the Landlock ruleset")
-            }
         }
         return fd
     }

@@ -12,6 +12,26 @@ public struct MountOperation: Sendable, Equatable {
         case keep(slot: Int32)
         /// Creates the target's directories if an earlier entry hid them, then attaches the kept tree there.
         case restore(slot: Int32)
+        /// mkdir -p.
+        case makeDirectory
+        /// An overlay mount; `options` holds `lowerdir=...,upperdir=...,workdir=...`.
+        case overlay(options: String)
+        /// Binds that one mount (not the mounts below it), keeping its flags.
+        case bindOne(source: String)
+        /// Makes the target the root: pivot_root, the old root detached.
+        case pivotRoot
+
+        /// The call the C target makes for the step, for a failure's message.
+        public var syscall: String {
+            switch self {
+            case .tmpfs, .bind, .overlay, .bindOne: "mount"
+            case .setAttributes: "mount_setattr"
+            case .keep: "open_tree"
+            case .restore: "move_mount"
+            case .makeDirectory: "mkdir"
+            case .pivotRoot: "pivot_root"
+            }
+        }
     }
 
     public var kind: Kind
