@@ -7,7 +7,9 @@ filter with a few rules, its own cgroup (pids.max), and the observer sampling ev
 from an empty GOCACHE, so both compile the whole standard library.
 
 Variants (--variants, comma-separated; each round runs bare plus every variant, in an order that rotates):
-  ghostrun   seccomp rules + cgroup + observer (the foundation's figure; the default backend: BPF when it loads)
+  ghostrun   seccomp rules + cgroup + observer (the foundation's figure; the default backend: BPF when it loads),
+             hermetic (the default: the host seen through a copy-on-write overlay view)
+  host-writes  the same with --host-writes: no hermetic view, the host's own file systems
   notify     seccomp rules + cgroup + /proc observer only (`--trace-backend notify`, no BPF)
   trace      the same with `trace: true` and `--trace-backend notify`: every syscall of the tree goes through the
              user-notification supervisor
@@ -53,6 +55,7 @@ expect:
 
 EXTRA = {
     "ghostrun": "",
+    "host-writes": "",
     "notify": "",
     "trace": "trace: true",
     "bpf": "trace: true",
@@ -82,6 +85,8 @@ def under_ghostrun(ghostrun, go, work, variant="ghostrun"):
     result = os.path.join(work, "result.json")
     start = time.monotonic()
     backend = ["--trace-backend", BACKEND[variant]] if variant in BACKEND else []
+    if variant == "host-writes":
+        backend.append("--host-writes")
     proc = subprocess.run([ghostrun, "run", scenario, "--go", go, "--json", result, "--jobs", "1", "--allow-host-fixtures"] + backend,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.monotonic() - start
