@@ -71,6 +71,9 @@ struct Trace: ParsableCommand {
         scenario.hangAfter = scenario.timeout
 
         var options = RunnerOptions()
+        // Like strace, `trace` runs the user's own command in the user's directory: its writes (a `go build`'s
+        // binary) are the point, so it works in the host's file systems, as it gets the whole environment.
+        options.hostWrites = true
         options.traceOut = traceOut
         options.traceBackend = try resolveTraceBackend(traceBackend)
         let session = RunSession(options: options)
