@@ -67,6 +67,13 @@ struct Run: ParsableCommand {
     @Option(help: "How runs are observed and traced: bpf (in the kernel), notify (seccomp user notification), auto.")
     var traceBackend: TraceBackendChoice = .automatic
 
+    @Option(
+        help: """
+            The order runs start in: given (the matrix order), reverse, shuffle (a new seed, printed) or \
+            shuffle:SEED. Reports keep the matrix order; use it to show results do not depend on run order.
+            """)
+    var order: String = "given"
+
     @Option(help: "Write the runs as Chrome trace-event JSON here (opens in ui.perfetto.dev).")
     var timeline: String?
 
@@ -82,6 +89,9 @@ struct Run: ParsableCommand {
             throw ValidationError("--shard takes I/N with 1 ≤ I ≤ N, e.g. 1/3")
         }
         if let shardCount, shardCount < 1 { throw ValidationError("--shard-count must be at least 1") }
+        if RunOrder.parse(order) == nil {
+            throw ValidationError("--order \(order): use given, reverse, shuffle or shuffle:SEED (a number)")
+        }
     }
 
     func run() throws {
@@ -152,12 +162,16 @@ struct Run: ParsableCommand {
         let started = ContinuousClock.now
         let signals = session.handleSignals([SIGINT, SIGTERM, SIGHUP])
         defer { signals.cancel() }
+        let runOrder = RunOrder.parse(order)!
+        if case .shuffle = runOrder { warn("--order \(runOrder) (repeat this order with --order \(runOrder))") }
+        let matrixIndex = Dictionary(entries.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
         let results = session.run(
-            entries, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, allowSkip: allowSkip,
+            runOrder.apply(entries), jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, allowSkip: allowSkip,
             reporter: .forStandardOutput(
                 total: entries.count, started: started, ids: entries.map(\.id), timings: previous ?? [:],
                 jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount, stdoutTaken: reports.stdoutTaken,
                 events: events))
+            .sorted { matrixIndex["\($0.name)@\($0.goVersion)", default: 0] < matrixIndex["\($1.name)@\($1.goVersion)", default: 0] }
 
         // Written on SIGINT too: the results that did finish (and those cut short, marked `interrupted`) are
         // what a CI job needs to see why it was cancelled.
