@@ -59,6 +59,43 @@ extension CLITests {
         XCTAssertLessThan(size, 10 << 20, "report is \(size) bytes")
     }
 
+    /// `--keep-work`: the whole output goes to files beside `$WORK`, every byte, streamed (RSS stays bounded), while
+    /// the report keeps its bounded tails and names the files.
+    func testKeepWorkWritesTheWholeOutputToFilesWithBoundedMemory() throws {
+        try requireRoot()
+        let size = 50 << 20
+        let path = write("keep-output.yaml", """
+            name: keep-output
+            run: [sh, -c, "head -c \(size) /dev/zero | tr '\\\\0' x; echo err-line >&2"]
+            timeout: 60s
+            expect:
+              outcome: ok
+            """)
+        let json = temporary + "/keep-output.json"
+        let (status, peakKB) = try ghostrunPeakRSS(["run", path, "--keep-work", "--json", json])
+        XCTAssertEqual(status, 0)
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json)))
+        let result = try XCTUnwrap(((report as? [String: Any])?["results"] as? [[String: Any]])?.first)
+        let files = try XCTUnwrap(result["output_files"] as? [String: Any], "the result names the output files")
+        let stdoutPath = try XCTUnwrap(files["stdout"] as? String)
+        let stderrPath = try XCTUnwrap(files["stderr"] as? String)
+        let workDir = try XCTUnwrap(result["work_dir"] as? String)
+        defer { try? FileManager.default.removeItem(atPath: (workDir as NSString).deletingLastPathComponent) }
+        XCTAssertEqual(files["stdout_bytes"] as? Int, size)
+        XCTAssertNil(files["error"])
+        let attributes = try FileManager.default.attributesOfItem(atPath: stdoutPath)
+        XCTAssertEqual(attributes[.size] as? Int, size, "every byte of stdout is in the file")
+        let handle = try XCTUnwrap(FileHandle(forReadingAtPath: stdoutPath))
+        handle.seek(toFileOffset: UInt64(size - 4))
+        XCTAssertEqual(handle.readData(ofLength: 4), Data("xxxx".utf8))
+        handle.closeFile()
+        XCTAssertEqual(try String(contentsOfFile: stderrPath, encoding: .utf8), "err-line\n")
+        XCTAssertLessThanOrEqual((result["stdout_tail"] as? String)?.utf8.count ?? .max, 4 << 20,
+                                 "the report's tail stays bounded")
+        XCTAssertGreaterThan(peakKB, 0, "VmHWM was never read")
+        XCTAssertLessThan(peakKB, 200 * 1024, "ghostrun's peak RSS was \(peakKB) kB for 50 MB kept on disk")
+    }
+
     /// 300 000 injected denials: 101 records (the first 100 and one closing record with the exact count) instead of
     /// 300 000. Before `DenialLog` this flood took ghostrun to 587 MB RSS and a 105 MB JSON report.
     func testDenialFloodKeepsRSSAndReportBounded() throws {

@@ -234,6 +234,8 @@ public struct RunObservation: Codable, Equatable, Sendable {
     public var unattributedAuditRecords = 0
     /// Every process of the run, counted from the kernel's fork/exec events (nil when they cannot be read).
     public var processCount: ProcessCount?
+    /// `--keep-work`: the files with the whole output.
+    public var outputFiles: OutputFiles?
     public init(termination: Termination, durationMs: Int, stdout: String, stderr: String,
                 successArtifact: String? = nil, artifactExists: Bool? = nil, successStdout: String? = nil,
                 processes: [ProcessObservation] = [], denials: [Denial] = [], cgroup: CgroupObservation? = nil,

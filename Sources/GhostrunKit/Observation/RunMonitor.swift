@@ -90,8 +90,10 @@ struct RunMonitor {
         if let goTest { feed = { goTest.feed($0) } }
         // With -json added by ghostrun, stdout is rebuilt from the events; the raw JSON is only a fallback.
         let rawLimit = plan.goTestOutput == .json(added: true) ? 256 << 10 : 4 << 20
-        let stdout = try OutputCapture(limit: rawLimit, onChunk: feed)
-        let stderr = try OutputCapture()
+        // --keep-work: the whole output goes to files beside $WORK, streamed; the result keeps bounded tails.
+        let stdout = try OutputCapture(limit: rawLimit, copyTo: options.keepWork ? work.root + "/stdout.txt" : nil,
+                                       onChunk: feed)
+        let stderr = try OutputCapture(copyTo: options.keepWork ? work.root + "/stderr.txt" : nil)
         let devNull = try System.open("/dev/null", O_RDONLY)
             .orThrow(step: "spawn", syscall: "open", path: "/dev/null", "cannot open /dev/null")
         defer { System.close(devNull) }
@@ -378,6 +380,12 @@ struct RunMonitor {
         observation.trace = trace
         observation.unattributedAuditRecords = state.attribution.unattributed
         observation.processCount = processCount
+        if let stdoutPath = stdout.copyPath, let stderrPath = stderr.copyPath {
+            observation.outputFiles = OutputFiles(
+                stdout: stdoutPath, stderr: stderrPath, stdoutBytes: stdout.byteCount, stderrBytes: stderr.byteCount,
+                error: [stdout.copyError.map { "stdout: " + $0 }, stderr.copyError.map { "stderr: " + $0 }]
+                    .compactMap { $0 }.first)
+        }
         if let goTest {
             observation.goTest = goTest.finish()
             // ghostrun added -json: people (and `expect.stdout`) see what plain go test prints.

@@ -35,13 +35,16 @@ public struct RunResult: Codable, Equatable, Sendable {
     public var interrupted: Bool?
     /// `--keep-work`: the run's $WORK, left on disk for debugging (absent otherwise).
     public var workDir: String?
+    /// `--keep-work`: the files holding the go command's whole stdout and stderr (the tails above are bounded).
+    public var outputFiles: OutputFiles?
 
     enum CodingKeys: String, CodingKey {
         case name, goVersion = "go_version", goPath = "go_path", scenarioFile = "scenario_file",
             scenarioLine = "scenario_line", tags, outcome, passed, expected, failures, exitCode = "exit_code",
             signal, hangKind = "hang_kind", durationMs = "duration_ms", stderrTail = "stderr_tail",
             stdoutTail = "stdout_tail", reason, skipCause = "skip_cause", summary, firstDiagnostic = "first_diagnostic",
-            failingProcess = "failing_process", evidence, interrupted, workDir = "work_dir"
+            failingProcess = "failing_process", evidence, interrupted, workDir = "work_dir",
+            outputFiles = "output_files"
     }
 
     public init(name: String, goVersion: String, outcome: Outcome, summary: String, evidence: Evidence = Evidence()) {
@@ -98,6 +101,22 @@ public struct RunResult: Codable, Equatable, Sendable {
         // Only when true: the field is an exception, and run files of complete runs stay as they were.
         if interrupted == true { try c.encode(true, forKey: .interrupted) }
         try c.encodeIfPresent(workDir, forKey: .workDir)
+        try c.encodeIfPresent(outputFiles, forKey: .outputFiles)
+    }
+}
+
+/// Where `--keep-work` wrote a run's whole output, and how much: every byte the go command wrote, streamed to disk
+/// as it was read.
+public struct OutputFiles: Codable, Equatable, Sendable {
+    public var stdout: String
+    public var stderr: String
+    public var stdoutBytes: Int
+    public var stderrBytes: Int
+    /// Why a file holds less than everything (a write failed, e.g. the disk is full); absent when complete.
+    public var error: String?
+
+    enum CodingKeys: String, CodingKey {
+        case stdout, stderr, stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes", error
     }
 }
 

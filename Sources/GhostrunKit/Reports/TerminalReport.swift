@@ -28,6 +28,10 @@ public enum TerminalReport {
         if let check = r.evidence.restrictionsConfirmed { parts.append(policyText(check, color: color)) }
         if r.interrupted == true { parts.append(paint("interrupted", ANSI.yellow, color)) }
         if let workDir = r.workDir { parts.append("work kept in " + escapingControls(workDir)) }
+        if let files = r.outputFiles {
+            parts.append("whole output in " + escapingControls(files.stdout) + " and " + escapingControls(files.stderr)
+                + (files.error.map { " (incomplete: " + escapingControls($0) + ")" } ?? ""))
+        }
         var text = parts.joined(separator: "  ")
         if !r.failures.isEmpty {
             text += "  " + paint("[" + escapingControls(r.failures.joined(separator: "; ")) + "]", ANSI.red, color)

@@ -65,6 +65,8 @@ final class OutputCapture: Sendable {
     private struct State {
         var output: BoundedOutput
         var finished = false
+        /// Why the copy to `copyPath` stopped early (a full disk), nil while it holds every byte.
+        var copyError: String?
     }
 
     private let state: Mutex<State>
@@ -75,10 +77,21 @@ final class OutputCapture: Sendable {
     /// Sees every chunk as it is read, on the reader's thread (the go test event parser).
     private let onChunk: (@Sendable (ArraySlice<UInt8>) -> Void)?
 
-    init(limit: Int = 4 << 20, headLimit: Int = 64 << 10, onChunk: (@Sendable (ArraySlice<UInt8>) -> Void)? = nil)
-        throws
+    /// `--keep-work`: every byte also goes to this file, written as it is read (never held in memory).
+    let copyPath: String?
+    private let copyFd: Int32
+
+    init(limit: Int = 4 << 20, headLimit: Int = 64 << 10, copyTo copyPath: String? = nil,
+         onChunk: (@Sendable (ArraySlice<UInt8>) -> Void)? = nil) throws
     {
         self.onChunk = onChunk
+        self.copyPath = copyPath
+        if let copyPath {
+            copyFd = try System.open(copyPath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode: 0o644)
+                .orThrow(step: "output capture", syscall: "open", path: copyPath, "cannot create the output file")
+        } else {
+            copyFd = -1
+        }
         var fds: [Int32] = [0, 0]
         try nothingOrErrno { ghostrun_pipe_cloexec(&fds) }.orThrow(
             step: "output capture", syscall: "pipe2", "spawn step pipe failed")
@@ -95,12 +108,18 @@ final class OutputCapture: Sendable {
                 guard case .success(let n) = chunk.withUnsafeMutableBytes({ System.read(readFd, into: $0) }), n > 0
                 else { break }
                 onChunk?(chunk[0..<n])
+                if copyFd >= 0, state.withLock({ $0.copyError == nil }),
+                    case .failure(let error) = System.writeAll(copyFd, Array(chunk[0..<n]))
+                {
+                    state.withLock { $0.copyError = "\(error)" }
+                }
                 chunk.withUnsafeBytes { bytes in
                     let read = UnsafeRawBufferPointer(rebasing: bytes[0..<n])
                     state.withLock { $0.output.append(read) }
                 }
             }
             System.close(readFd)
+            if copyFd >= 0 { System.close(copyFd) }
             state.withLock { $0.finished = true }
             done.signal()
         }
@@ -110,6 +129,9 @@ final class OutputCapture: Sendable {
 
     /// Closes ghostrun's copy of the write end once the child has it.
     func closeWriteEnd() { System.close(writeFd) }
+
+    /// Why the `--keep-work` copy is incomplete, nil when it holds every byte read.
+    var copyError: String? { state.withLock { $0.copyError } }
 
     /// Bytes read so far (including any no longer held).
     var byteCount: Int { state.withLock { $0.output.total } }
