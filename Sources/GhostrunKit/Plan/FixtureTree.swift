@@ -72,6 +72,9 @@ public enum FixtureTree {
         let directory = relative.isEmpty ? source : source + "/" + relative
         let entries = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
         for entry in entries {
+            if Interruption.requested.load(ordering: .relaxed) {
+                throw HarnessError(step: "fixture", path: source, "the fixture copy was interrupted")
+            }
             let path = relative.isEmpty ? entry : relative + "/" + entry
             var info = stat()
             guard lstat(source + "/" + path, &info) == 0 else { continue }
@@ -93,8 +96,7 @@ public enum FixtureTree {
                 try nothingOrErrno { symlinkat(target, parent, entry) }.orThrow(
                     step: "fixture", syscall: "symlinkat", path: work.path + "/" + path, "cannot copy the symlink")
             case S_IFREG:
-                let bytes = try readRegular(source + "/" + path)
-                try work.writeFile(path, bytes)
+                try copyRegular(source + "/" + path, to: path, in: work)
                 let fd = try work.openForAttributes(path)
                 fchmod(fd, info.st_mode & 0o777)
                 System.close(fd)
@@ -106,22 +108,38 @@ public enum FixtureTree {
         }
     }
 
-    private static func readRegular(_ path: String) throws -> [UInt8] {
-        let fd = try System.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
-            .orThrow(step: "fixture", syscall: "open", path: path, "cannot read the fixture file")
+    /// Streams one file into `$WORK` in 1 MiB chunks (a fixture file of any size costs no memory), and stops at a
+    /// chunk boundary once ghostrun is interrupted, so SIGINT/SIGTERM during a large copy act within a second.
+    private static func copyRegular(_ sourcePath: String, to relative: String, in work: borrowing ConfinedDirectory)
+        throws
+    {
+        let fd = try System.open(sourcePath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+            .orThrow(step: "fixture", syscall: "open", path: sourcePath, "cannot read the fixture file")
         defer { System.close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            throw HarnessError(step: "fixture", path: path, "the fixture entry is not a regular file")
+            throw HarnessError(step: "fixture", path: sourcePath, "the fixture entry is not a regular file")
         }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = try buffer.withUnsafeMutableBytes { System.read(fd, into: $0) }
-                .orThrow(step: "fixture", syscall: "read", path: path, "cannot read the fixture file")
-            if count == 0 { break }
-            bytes += buffer[..<count]
+        let destination = work.path + "/" + relative
+        try work.writeFile(relative) { file in
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                if Interruption.requested.load(ordering: .relaxed) {
+                    throw HarnessError(step: "fixture", path: sourcePath, "the fixture copy was interrupted")
+                }
+                let count = try buffer.withUnsafeMutableBytes { System.read(fd, into: $0) }
+                    .orThrow(step: "fixture", syscall: "read", path: sourcePath, "cannot read the fixture file")
+                if count == 0 { break }
+                try buffer.withUnsafeBytes { raw in
+                    var offset = 0
+                    while offset < count {
+                        let written = try valueOrErrno {
+                            Glibc.write(file, raw.baseAddress!.advanced(by: offset), count - offset)
+                        }.orThrow(step: "fixture", syscall: "write", path: destination, "cannot copy the fixture file")
+                        offset += written
+                    }
+                }
+            }
         }
-        return bytes
     }
 }

@@ -133,6 +133,15 @@ public final class ScenarioRunner: Sendable {
         } catch let error as HostUnsupported {
             return unsupportedHost(scenario, toolchain, reason: error.reason)
         } catch {
+            if Interruption.requested.load(ordering: .relaxed) {
+                // A signal stopped the preparation (a large fixture copy): nothing ran, nothing to judge.
+                var result = skipped(
+                    scenario, toolchain, reason: "interrupted (SIGINT/SIGTERM) while preparing $WORK: \(error)",
+                    cause: .interrupted)
+                result.passed = nil
+                result.interrupted = true
+                return result
+            }
             return harnessError(scenario, toolchain, message: "\(error)")
         }
         if plan.warmPageCache { ScenarioRunner.warmPageCache(toolchain) }

@@ -29,6 +29,7 @@ public final class RunSession: Sendable {
     public func handleSignals(_ signals: [Int32]) -> SignalHandlers {
         SignalHandlers(signals: signals) { [self] signalNumber in
             interruption.withLock { if $0 == nil { $0 = signalNumber } }
+            Interruption.requested.store(true, ordering: .relaxed)
             // A search over a scenario's pattern running now gives up at once instead of at its time budget.
             RegexSearch.cancelled.store(true, ordering: .relaxed)
             matrix.withLock { $0 }?.stop()

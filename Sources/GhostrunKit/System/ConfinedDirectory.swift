@@ -65,6 +65,14 @@ struct ConfinedDirectory: ~Copyable {
 
     /// Writes `bytes` to the regular file `relative` (created 0644 or truncated), its directories created first.
     func writeFile(_ relative: String, _ bytes: [UInt8]) throws {
+        try writeFile(relative) { file in
+            try System.writeAll(file, bytes).orThrow(
+                step: "work preparation", syscall: "write", path: path + "/" + relative, "cannot write")
+        }
+    }
+
+    /// Creates (or truncates) the regular file `relative` beneath `$WORK` and hands its descriptor to `write`.
+    func writeFile(_ relative: String, write: (Int32) throws -> Void) throws {
         let parentPath = Self.parent(relative)
         System.close(try openDirectory(parentPath, create: true))
         let file = try open(relative, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK)
@@ -76,8 +84,7 @@ struct ConfinedDirectory: ~Copyable {
                 step: "work preparation", path: path + "/" + relative, "`\(relative)` is not a regular file",
                 hint: "files: and paths: content write regular files only")
         }
-        try System.writeAll(file, bytes).orThrow(
-            step: "work preparation", syscall: "write", path: path + "/" + relative, "cannot write")
+        try write(file)
     }
 
     /// Opens `relative` itself (never a symlink's target) for fchown/fchmod; O_NONBLOCK so a FIFO cannot block.
