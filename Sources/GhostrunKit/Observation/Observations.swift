@@ -155,6 +155,8 @@ public struct CgroupObservation: Codable, Equatable, Sendable {
     /// pids.events `max` counter, memory `oom_kill` counter at the end, when available.
     public var pidsMaxHits: Int?
     public var oomKills: Int?
+    /// `cpu_max`: the quota and the throttling it caused.
+    public var cpu: CPUThrottling?
     public init(path: String, extraPaths: [String] = [], frozenSeen: Bool = false, events: [CgroupEvent] = [],
                 pidsMaxHits: Int? = nil, oomKills: Int? = nil) {
         self.path = path
@@ -166,7 +168,28 @@ public struct CgroupObservation: Codable, Equatable, Sendable {
     }
     enum CodingKeys: String, CodingKey {
         case path, extraPaths = "extra_paths", frozenSeen = "frozen_seen", events, pidsMaxHits = "pids_max_hits",
-            oomKills = "oom_kills"
+            oomKills = "oom_kills", cpu
+    }
+}
+
+/// A run's CPU quota (`sandbox.cgroup.cpu_max`) and what it did: from `cpu.max`/`cpu.cfs_quota_us` and `cpu.stat`.
+public struct CPUThrottling: Codable, Equatable, Sendable {
+    /// "v2" or "v1".
+    public var via: String
+    public var quotaMicroseconds: Int?
+    public var periodMicroseconds: Int
+    /// Periods in which the run had runnable threads, and those in which it hit the quota.
+    public var periods: Int?
+    public var throttledPeriods: Int?
+    /// Total time the run's threads were held back by the quota.
+    public var throttledMs: Int?
+
+    /// The quota in CPUs (quota / period).
+    public var cpus: Double? { quotaMicroseconds.map { Double($0) / Double(periodMicroseconds) } }
+
+    enum CodingKeys: String, CodingKey {
+        case via, quotaMicroseconds = "quota_us", periodMicroseconds = "period_us", periods = "nr_periods",
+            throttledPeriods = "nr_throttled", throttledMs = "throttled_ms"
     }
 }
 

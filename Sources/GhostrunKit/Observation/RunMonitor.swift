@@ -336,6 +336,7 @@ struct RunMonitor {
         _ = sampler.sample(pids: cgroup.pids())
         let pidsMaxHits = cgroup.pidsMaxHits()
         let oomKills = cgroup.oomKills()
+        let cpuThrottling = cgroup.cpuThrottling()
         cgroup.destroy()
         var status: Int32 = 0
         _ = valueOrErrno { waitpid(pid, &status, 0) }
@@ -380,6 +381,7 @@ struct RunMonitor {
         observation.trace = trace
         observation.unattributedAuditRecords = state.attribution.unattributed
         observation.processCount = processCount
+        observation.cgroup?.cpu = cpuThrottling
         if let stdoutPath = stdout.copyPath, let stderrPath = stderr.copyPath {
             observation.outputFiles = OutputFiles(
                 stdout: stdoutPath, stderr: stderrPath, stdoutBytes: stdout.byteCount, stderrBytes: stderr.byteCount,

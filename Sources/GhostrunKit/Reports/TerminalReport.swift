@@ -26,6 +26,14 @@ public enum TerminalReport {
         ]
         if let evidence = keyEvidence(r) { parts.append(escapingControls(evidence)) }
         if let check = r.evidence.restrictionsConfirmed { parts.append(policyText(check, color: color)) }
+        if let cpu = r.evidence.cgroup?.cpu, let cpus = cpu.cpus {
+            var text = "cpu quota " + String(format: "%g", cpus) + " CPU"
+            if let throttled = cpu.throttledPeriods, let periods = cpu.periods {
+                text += ": throttled in \(throttled) of \(periods) periods"
+                if let ms = cpu.throttledMs { text += " (" + formatDuration(ms) + " held back)" }
+            }
+            parts.append(text)
+        }
         if r.interrupted == true { parts.append(paint("interrupted", ANSI.yellow, color)) }
         if let workDir = r.workDir { parts.append("work kept in " + escapingControls(workDir)) }
         if let files = r.outputFiles {

@@ -110,6 +110,8 @@ public final class RunCgroup: Sendable {
     public let pidsVia: String?
     public let memoryVia: String?
     public let freezeVia: String?
+    /// "v2" (`cpu.max`) or "v1" (`cpu.cfs_quota_us`) when `cpu_max` is set.
+    public let cpuVia: String?
     /// Open `cgroup.procs` descriptors; nil once `destroy()` closed them.
     private let procsFds: Mutex<[Int32]?>
 
@@ -130,6 +132,7 @@ public final class RunCgroup: Sendable {
         var wantV2: [String] = []
         if request.pidsMax != nil && controllers.contains("pids") { wantV2.append("pids") }
         if request.memoryMax != nil && controllers.contains("memory") { wantV2.append("memory") }
+        if request.cpuMax != nil && controllers.contains("cpu") { wantV2.append("cpu") }
         var v2Path: String?
         if let root = h.v2 {
             let parentPath = try parent(root)
@@ -154,7 +157,7 @@ public final class RunCgroup: Sendable {
             return path
         }
 
-        var pidsVia: String?, memoryVia: String?, freezeVia: String?
+        var pidsVia: String?, memoryVia: String?, freezeVia: String?, cpuVia: String?
         var fds: [Int32] = []
         do {
             if let pidsMax = request.pidsMax {
@@ -166,6 +169,20 @@ public final class RunCgroup: Sendable {
                     pidsVia = "v1"
                 } else {
                     throw HostUnsupported(reason: "cgroup.pids_max needs the pids controller (neither cgroup v2 nor v1 offers it)")
+                }
+            }
+            if let quota = request.cpuQuotaMicroseconds {
+                let period = CgroupRequest.cpuPeriodMicroseconds
+                if let v2Path, v2Enabled.contains("cpu") {
+                    try RunCgroup.write("\(quota) \(period)", to: v2Path + "/cpu.max")
+                    cpuVia = "v2"
+                } else if let path = try v1Cgroup("cpu") {
+                    // The period first: the kernel checks the quota against it.
+                    try RunCgroup.write(String(period), to: path + "/cpu.cfs_period_us")
+                    try RunCgroup.write(String(quota), to: path + "/cpu.cfs_quota_us")
+                    cpuVia = "v1"
+                } else {
+                    throw HostUnsupported(reason: "cgroup.cpu_max needs the cpu controller (neither cgroup v2 nor v1 offers it)")
                 }
             }
             if let memoryMax = request.memoryMax {
@@ -214,6 +231,7 @@ public final class RunCgroup: Sendable {
         self.pidsVia = pidsVia
         self.memoryVia = memoryVia
         self.freezeVia = freezeVia
+        self.cpuVia = cpuVia
         self.procsFds = Mutex(fds)
     }
 
@@ -288,6 +306,35 @@ public final class RunCgroup: Sendable {
         let path = pidsVia == "v2" ? v2Path : pidsVia == "v1" ? v1Paths["pids"] : nil
         guard let path, let text = try? RunCgroup.read(path + "/pids.events") else { return nil }
         return RunCgroup.counter("max", in: text)
+    }
+
+    /// The CPU quota and how much the run was throttled by it (`cpu.stat`), nil without `cpu_max`.
+    public func cpuThrottling() -> CPUThrottling? {
+        switch cpuVia {
+        case "v2":
+            guard let v2Path, let max = try? RunCgroup.read(v2Path + "/cpu.max"),
+                let stat = try? RunCgroup.read(v2Path + "/cpu.stat")
+            else { return nil }
+            let fields = max.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            return CPUThrottling(
+                via: "v2", quotaMicroseconds: fields.first.flatMap { Int($0) },
+                periodMicroseconds: fields.dropFirst().first.flatMap { Int($0) } ?? CgroupRequest.cpuPeriodMicroseconds,
+                periods: RunCgroup.counter("nr_periods", in: stat), throttledPeriods: RunCgroup.counter("nr_throttled", in: stat),
+                throttledMs: RunCgroup.counter("throttled_usec", in: stat).map { $0 / 1000 })
+        case "v1":
+            guard let path = v1Paths["cpu"], let stat = try? RunCgroup.read(path + "/cpu.stat") else { return nil }
+            return CPUThrottling(
+                via: "v1", quotaMicroseconds: (try? RunCgroup.read(path + "/cpu.cfs_quota_us")).flatMap {
+                    Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+                },
+                periodMicroseconds: (try? RunCgroup.read(path + "/cpu.cfs_period_us")).flatMap {
+                    Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+                } ?? CgroupRequest.cpuPeriodMicroseconds,
+                periods: RunCgroup.counter("nr_periods", in: stat), throttledPeriods: RunCgroup.counter("nr_throttled", in: stat),
+                throttledMs: RunCgroup.counter("throttled_time", in: stat).map { $0 / 1_000_000 })
+        default:
+            return nil
+        }
     }
 
     public func oomKills() -> Int? {

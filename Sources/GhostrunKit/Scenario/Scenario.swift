@@ -237,13 +237,28 @@ public struct CgroupRequest: Sendable, Equatable {
     /// The cgroup v1 page counter's maximum (PAGE_COUNTER_MAX × 4 KiB, rounded down to a whole GiB): memory.max and
     /// memory.limit_in_bytes take no more.
     public static let largestMemoryMax: UInt64 = 1 << 62
+    /// The CFS bandwidth period ghostrun uses for `cpu_max`: 100 ms, the kernel's default.
+    public static let cpuPeriodMicroseconds = 100_000
+    /// The smallest quota the kernel takes is 1 ms per period: 0.01 CPU at a 100 ms period.
+    public static let smallestCPUMax = 0.01
+    /// A sanity bound far above any host (the kernel caps a quota at about 17.6 million CPUs' worth).
+    public static let largestCPUMax = 4096.0
     public var pidsMax: Int?
     public var memoryMax: UInt64?
+    /// `cpu_max`: CPUs' worth of run time per period (0.5 = half of one CPU), as cgroup v2 `cpu.max` or v1
+    /// `cpu.cfs_quota_us`.
+    public var cpuMax: Double?
     public var freeze: [FreezeStep] = []
-    public init(pidsMax: Int? = nil, memoryMax: UInt64? = nil, freeze: [FreezeStep] = []) {
+    public init(pidsMax: Int? = nil, memoryMax: UInt64? = nil, cpuMax: Double? = nil, freeze: [FreezeStep] = []) {
         self.pidsMax = pidsMax
         self.memoryMax = memoryMax
+        self.cpuMax = cpuMax
         self.freeze = freeze
+    }
+
+    /// The quota in microseconds per `cpuPeriodMicroseconds`.
+    public var cpuQuotaMicroseconds: Int? {
+        cpuMax.map { Int(($0 * Double(CgroupRequest.cpuPeriodMicroseconds)).rounded()) }
     }
 }
 

@@ -803,7 +803,7 @@ struct ScenarioParser {
 
     private func cgroup(_ node: Node, _ path: String) throws -> CgroupRequest {
         var result = CgroupRequest()
-        for entry in try reader.mapping(node, path, allowed: ["pids_max", "memory_max", "freeze"]) {
+        for entry in try reader.mapping(node, path, allowed: ["pids_max", "memory_max", "cpu_max", "freeze"]) {
             reader.attempt {
                 switch entry.key {
                 case "pids_max":
@@ -834,6 +834,27 @@ struct ScenarioParser {
                             hint: "omit memory_max for no limit")
                     }
                     result.memoryMax = value
+                case "cpu_max":
+                    let hint = "CPUs as a decimal, e.g. 0.5 for half of one CPU, 2 for two"
+                    guard case .scalar(let scalar) = entry.value,
+                        scalar.resolvedTagName == .float || scalar.resolvedTagName == .int,
+                        let value = Double(scalar.string), value.isFinite
+                    else {
+                        throw reader.error(entry.value, entry.path, "expected a number of CPUs", hint: hint)
+                    }
+                    guard value >= CgroupRequest.smallestCPUMax else {
+                        throw reader.error(
+                            entry.value, entry.path,
+                            "cpu_max \(scalar.string) is below \(CgroupRequest.smallestCPUMax) CPU, the kernel's "
+                                + "smallest quota (1 ms per 100 ms period)", hint: hint)
+                    }
+                    guard value <= CgroupRequest.largestCPUMax else {
+                        throw reader.error(
+                            entry.value, entry.path,
+                            "cpu_max \(scalar.string) is above \(Int(CgroupRequest.largestCPUMax)) CPUs",
+                            hint: "omit cpu_max for no limit")
+                    }
+                    result.cpuMax = value
                 case "freeze":
                     if case .sequence = entry.value {
                         result.freeze = try reader.sequence(entry.value, entry.path).enumerated().map { index, item in
