@@ -49,7 +49,17 @@ public enum Classifier {
         case .blocked:
             let waiter = blockedWaiter(o)
             failing = waiter?.comm
-            if let waiter {
+            // A process holding a connection to a stalled endpoint (or else any open connection) is what the run
+            // waits on: name the connection, not the futex the main thread sleeps in.
+            let connected = o.hangSnapshots.lazy.compactMap { snapshot in
+                (snapshot.connections?.first(where: \.stalledEndpoint)
+                    ?? snapshot.connections?.first(where: { $0.state == "ESTABLISHED" })).map { (snapshot, $0) }
+            }.first
+            if let (snapshot, connection) = connected {
+                failing = snapshot.comm
+                detail = "\(snapshot.comm) waits on \(connection.remote) ("
+                    + (connection.stalledEndpoint ? "stalled endpoint, " : "") + connection.state + ")"
+            } else if let waiter {
                 detail = "\(waiter.comm) waits in \(waiter.wchan ?? "the kernel")"
             } else {
                 detail = "no CPU used and no output"

@@ -25,6 +25,9 @@ public enum ExpectationCheck {
         }
         if let artifact = e.artifact, let failure = checkArtifact(artifact, observation) { failures.append(failure) }
         if let kind = e.hangKind, let failure = checkHangKind(kind, classification) { failures.append(failure) }
+        if let pattern = e.summary, let failure = checkText("summary", pattern, classification.summary) {
+            failures.append(failure)
+        }
         if let tests = e.tests { failures += checkTests(tests, observation.goTest) }
         return (failures.isEmpty, failures)
     }

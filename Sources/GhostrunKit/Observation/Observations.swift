@@ -201,6 +201,8 @@ public struct HangSnapshot: Codable, Equatable, Sendable {
     public var wchan: String?
     public var syscall: String?
     public var stack: String?
+    /// The TCP connections the process held (`/proc/PID/fd` matched with `/proc/PID/net/tcp*`), when any.
+    public var connections: [HangConnection]?
     public init(pid: Int32, comm: String, state: String, wchan: String?, syscall: String?, stack: String?) {
         self.pid = pid
         self.comm = comm

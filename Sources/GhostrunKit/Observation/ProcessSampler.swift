@@ -214,13 +214,17 @@ public final class ProcessSampler {
 
     /// Where each process is stuck, for the report of a hung run: State, wchan, current syscall and the
     /// kernel stack. Processes that are gone are left out.
-    public func snapshot(pids: [Int32]) -> [HangSnapshot] {
+    /// `stalled` are the scenario's stalled endpoints (`127.0.0.1:8099`): a connection to one is marked.
+    public func snapshot(pids: [Int32], stalled: Set<String> = []) -> [HangSnapshot] {
         pids.compactMap { pid in
             guard let status = ProcFiles.status(pid: pid) else { return nil }
             let comm = live[pid].map { records[$0].comm } ?? ProcFiles.comm(pid: pid) ?? status.name
-            return HangSnapshot(
+            var snapshot = HangSnapshot(
                 pid: pid, comm: comm, state: status.state, wchan: ProcFiles.wchan(pid: pid),
                 syscall: ProcFiles.syscall(pid: pid), stack: ProcFiles.stack(pid: pid))
+            let connections = SocketTable.connections(pid: pid, stalled: stalled)
+            if !connections.isEmpty { snapshot.connections = connections }
+            return snapshot
         }
     }
 }

@@ -282,7 +282,7 @@ struct RunMonitor {
     /// stopped, the goroutine stacks Go prints on SIGQUIT.
     mutating func takeHangSnapshot(_ sample: ProcessSampler.SampleRound) {
         let pids = cgroup.pids()
-        state.snapshots = sampler.snapshot(pids: pids)
+        state.snapshots = sampler.snapshot(pids: pids, stalled: Set(plan.stallEndpoints.map(\.description)))
         state.cpuMovingAtEnd = (state.cpuHistory.last?.1 ?? 0) > (state.cpuHistory.first?.1 ?? 0)
         let frozenNow = cgroup.isFrozen() || sample.anyFrozenWchan
         if frozenNow { state.frozenSeen = true }

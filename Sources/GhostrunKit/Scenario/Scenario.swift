@@ -311,6 +311,9 @@ public struct Expectation: Sendable, Equatable {
     public var stdout: String?
     public var artifact: String?
     public var hangKind: HangKind?
+    /// `summary:` a regular expression the result's one-line summary must match (the headline ghostrun derives
+    /// from the evidence: `go waits on 127.0.0.1:8099 (stalled endpoint, ESTABLISHED)`).
+    public var summary: String?
     /// `tests:` for go test runs: which tests must have failed, passed, been skipped, which binaries crashed.
     public var tests: TestsExpectation?
     public init() {}

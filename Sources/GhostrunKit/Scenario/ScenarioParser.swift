@@ -1014,7 +1014,7 @@ struct ScenarioParser {
     }
 
     private func expectation(_ node: Node, _ path: String) throws -> Expectation {
-        let keys = ["outcome", "exit", "signal", "stderr", "stdout", "artifact", "hang_kind", "tests"]
+        let keys = ["outcome", "exit", "signal", "stderr", "stdout", "artifact", "hang_kind", "tests", "summary"]
         var result = Expectation()
         for entry in try reader.mapping(node, path, allowed: keys) {
             reader.attempt {
@@ -1044,6 +1044,8 @@ struct ScenarioParser {
                     result.stderr = try regex(entry.value, entry.path)
                 case "stdout":
                     result.stdout = try regex(entry.value, entry.path)
+                case "summary":
+                    result.summary = try regex(entry.value, entry.path)
                 case "artifact":
                     result.artifact = try reader.nonEmptyString(entry.value, entry.path)
                 case "hang_kind":
