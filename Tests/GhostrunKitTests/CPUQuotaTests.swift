@@ -65,3 +65,23 @@ final class CPUQuotaTests: XCTestCase {
                                     "\(cpuMs) ms of CPU took \(result.durationMs) ms under 0.2 CPU")
     }
 }
+
+/// `evidence.landlock` names the rights the kernel's bits stand for.
+final class LandlockEvidenceTests: XCTestCase {
+    func testEvidenceNamesHandledRightsRulesAndMechanism() {
+        var request = LandlockRequest()
+        request.write = ["/w"]
+        request.read = ["/usr"]
+        let plan = Landlock.plan(request, abi: 7, work: "/w", expand: { $0 }, isDirectory: { _ in true })
+        let evidence = LandlockEvidence(plan)
+        XCTAssertEqual(evidence.abi, 7)
+        XCTAssertEqual(evidence.handled.count, 16, "ABI 5+ handles all 16 file-system rights: \(evidence.handled)")
+        XCTAssertEqual(evidence.handled.first, "execute")
+        XCTAssertEqual(evidence.handled.last, "ioctl_dev")
+        XCTAssertEqual(evidence.rules.map(\.path), ["/w", "/usr"])
+        XCTAssertEqual(evidence.rules[1].access, ["execute", "read_file", "read_dir"])
+        XCTAssertEqual(evidence.mechanism, "CAP_SYS_ADMIN")
+        XCTAssertEqual(Landlock.names(Landlock.fileSystemRights(abi: 1)).count, 13)
+        XCTAssertFalse(Landlock.names(Landlock.fileSystemRights(abi: 2)).contains("truncate"))
+    }
+}

@@ -180,11 +180,13 @@ public struct Evidence: Codable, Equatable, Sendable {
     public var unattributedAuditRecords: Int?
     /// How the run saw the host's file systems: hermetic (a discarded copy-on-write view) or `--host-writes`.
     public var filesystem: FileSystemView?
+    /// `sandbox.landlock`: the ABI, the handled rights, each tree's rights, and how the domain was entered.
+    public var landlock: LandlockEvidence?
     enum CodingKeys: String, CodingKey {
         case processes, denials, firstDenial = "first_denial", cgroup, hangSnapshots = "hang_snapshots",
             goroutineDump = "goroutine_dump", restrictionsConfirmed = "restrictions_confirmed", trace, policy, tests,
             testsRunning = "tests_running", processTree = "process_tree",
-            unattributedAuditRecords = "unattributed_audit_records", filesystem
+            unattributedAuditRecords = "unattributed_audit_records", filesystem, landlock
     }
     public init() {}
     public func encode(to encoder: Encoder) throws {
@@ -203,6 +205,7 @@ public struct Evidence: Codable, Equatable, Sendable {
         try c.encodeIfPresent(processTree, forKey: .processTree)
         try c.encodeIfPresent(unattributedAuditRecords, forKey: .unattributedAuditRecords)
         try c.encodeIfPresent(filesystem, forKey: .filesystem)
+        try c.encodeIfPresent(landlock, forKey: .landlock)
     }
 }
 

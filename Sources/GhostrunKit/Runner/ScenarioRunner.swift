@@ -196,6 +196,7 @@ public final class ScenarioRunner: Sendable {
         result.durationMs = observation.durationMs
         result.evidence.policy = plan.policyEvidence
         result.evidence.filesystem = plan.fileSystemView
+        result.evidence.landlock = plan.spawn.landlock.map(LandlockEvidence.init)
         result.outputFiles = observation.outputFiles
         if runs.wasTornDown(sequence) { result.interrupted = true }
         return result

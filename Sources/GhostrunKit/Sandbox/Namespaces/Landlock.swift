@@ -35,6 +35,17 @@ public enum Landlock {
         return rights
     }
 
+    /// LANDLOCK_ACCESS_FS_* names by bit (include/uapi/linux/landlock.h), lower-cased without the prefix.
+    public static let rightNames = [
+        "execute", "write_file", "read_file", "read_dir", "remove_dir", "remove_file", "make_char", "make_dir",
+        "make_reg", "make_sock", "make_fifo", "make_block", "make_sym", "refer", "truncate", "ioctl_dev",
+    ]
+
+    /// The names of the rights in `mask`, lowest bit first.
+    public static func names(_ mask: UInt64) -> [String] {
+        rightNames.enumerated().filter { mask & (1 << UInt64($0.offset)) != 0 }.map(\.element)
+    }
+
     /// The running kernel's ABI, or why Landlock is unavailable.
     public static func abi() -> Result<Int32, HostUnsupported> {
         let value = ghostrun_landlock_abi()
@@ -77,5 +88,34 @@ public enum Landlock {
                               "cannot create the Landlock ruleset")
         }
         return fd
+    }
+}
+
+/// What `evidence.landlock` says about a run's Landlock domain: the ABI the rights were chosen for, the rights the
+/// ruleset handles, each tree's allowed rights, and what let the child restrict itself.
+public struct LandlockEvidence: Codable, Equatable, Sendable {
+    public struct Rule: Codable, Equatable, Sendable {
+        public var path: String
+        public var access: [String]
+    }
+
+    public var abi: Int32
+    public var handled: [String]
+    public var rules: [Rule]
+    /// `landlock_restrict_self` needs no_new_privs or CAP_SYS_ADMIN: the child calls it while it still holds
+    /// ghostrun's CAP_SYS_ADMIN, before the scenario's capabilities, user and no_new_privs apply, so it is always
+    /// "CAP_SYS_ADMIN" (the domain then holds whatever the go command's capabilities become).
+    public var mechanism: String
+    /// Linux (6.18 here) shows no Landlock domain in /proc/PID/status: the domain is attested by the restriction
+    /// succeeding before exec, and inherited by every descendant (a domain can only be narrowed, never left).
+    public var attestation: String
+
+    public init(_ plan: LandlockPlan) {
+        abi = plan.abi
+        handled = Landlock.names(plan.handled)
+        rules = plan.rules.map { Rule(path: $0.path, access: Landlock.names($0.access)) }
+        mechanism = "CAP_SYS_ADMIN"
+        attestation = "landlock_restrict_self succeeded in the go command's process before execve; every process "
+            + "of the run descends from it and inherits the domain"
     }
 }
