@@ -181,3 +181,45 @@ final class HermeticRootTests: XCTestCase {
             host: host, work: work, hermetic: nil))
     }
 }
+
+/// "Was the restriction applied to every process?" covers the namespaces: a process of a run with namespaces of its
+/// own that shows ghostrun's is a mismatch.
+final class NamespaceAttestationTests: XCTestCase {
+    func testAProcessInGhostrunsNamespaceIsAMismatch() {
+        let requested = RequestedRestrictions(hostMountNamespace: "mnt:[1]", hostNetworkNamespace: "net:[2]")
+        XCTAssertFalse(requested.isEmpty)
+        var status = ProcStatus()
+        status.mountNamespace = "mnt:[7]"
+        status.networkNamespace = "net:[8]"
+        XCTAssertEqual(ResultBuilder.restrictionProblems(status, requested: requested), [])
+        status.mountNamespace = "mnt:[1]"
+        status.networkNamespace = "net:[2]"
+        XCTAssertEqual(ResultBuilder.restrictionProblems(status, requested: requested), [
+            "mount namespace mnt:[1] is ghostrun's own, expected the run's",
+            "network namespace net:[2] is ghostrun's own, expected the run's",
+        ])
+        status.mountNamespace = nil
+        status.networkNamespace = nil
+        XCTAssertEqual(ResultBuilder.restrictionProblems(status, requested: requested), [],
+                       "a namespace that could not be read is no evidence")
+    }
+
+    func testHermeticAndNetworkRunsRequestTheirOwnNamespaces() throws {
+        let toolchain = Toolchain(goBinary: "/go/bin/go", goroot: "/go", version: GoVersion(major: 1, minor: 23, patch: 4),
+                                  versionString: "go1.23.4")
+        var host = PlanHost(environment: ["PATH": "/usr/bin"], kernel: (6, 18), availableCapabilities: .all,
+                            handOverDescriptor: 900, readFile: { _ in nil }, lookUpExecutable: { n, _ in "/usr/bin/" + n })
+        host.namespaces = (mount: "mnt:[1]", network: "net:[2]")
+        let work = WorkDirectory(root: "/tmp/ghostrun-9-9-xyz")
+        let mounts = HostMount.parse(mountinfo: "1 0 8:1 / / rw - ext4 /dev/a rw")
+        let plain = try RunPlan.resolve(scenario: try scenario("name: p\nrun: [go, version]\n"), toolchain: toolchain,
+                                        host: host, work: work, hermetic: mounts)
+        XCTAssertEqual(plain.requested.hostMountNamespace, "mnt:[1]")
+        XCTAssertNil(plain.requested.hostNetworkNamespace)
+        let network = try RunPlan.resolve(
+            scenario: try scenario("name: p\nrun: [go, version]\nsandbox:\n  network: none\n"), toolchain: toolchain,
+            host: host, work: work, hermetic: nil)
+        XCTAssertNil(network.requested.hostMountNamespace, "--host-writes without mounts: no mount namespace")
+        XCTAssertEqual(network.requested.hostNetworkNamespace, "net:[2]")
+    }
+}

@@ -12,6 +12,9 @@ public struct PlanHost: Sendable {
     public var kernel: (major: Int, minor: Int)
     /// The capabilities ghostrun can hand on (its permitted set within its bounding set).
     public var availableCapabilities: CapabilitySet
+    /// ghostrun's own mount and network namespaces (`mnt:[...]`, `net:[...]`), nil where unknown: what a process of a
+    /// run with namespaces of its own must not show.
+    public var namespaces: (mount: String?, network: String?) = (nil, nil)
     /// The descriptor number the child moves its listener socket to before exec.
     public var handOverDescriptor: Int32
     /// Reads a text file, nil when it does not exist (the plan reads `go.mod` to infer `go install`'s artifact).
@@ -35,11 +38,13 @@ public struct PlanHost: Sendable {
 
     /// This host and this process, now.
     public static func current() -> PlanHost {
-        PlanHost(
+        var host = PlanHost(
             environment: ProcessInfo.processInfo.environment, kernel: kernelRelease(),
             availableCapabilities: CapabilityPlan.available(), handOverDescriptor: handOverDescriptor(),
             readFile: { try? String(contentsOfFile: $0, encoding: .utf8) },
             lookUpExecutable: { Toolchains.pathLookup($0, path: $1) })
+        host.namespaces = ProcFiles.namespaces(pid: getpid())
+        return host
     }
 
     /// The major and minor number of the running kernel's release, (0, 0) when uname does not tell.

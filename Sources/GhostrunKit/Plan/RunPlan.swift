@@ -157,9 +157,12 @@ public struct RunPlan: Sendable {
         } else if switching {
             expectedCapEff = 0
         }
+        let ownNetwork = spawn.newNetworkNamespace || !scenario.sandbox.stall.isEmpty
         let requested = RequestedRestrictions(
             seccompFilter: spawn.filter != nil, capEff: expectedCapEff, noNewPrivs: spawn.noNewPrivs,
-            uid: scenario.sandbox.user?.uid)
+            uid: scenario.sandbox.user?.uid,
+            hostMountNamespace: spawn.newMountNamespace ? host.namespaces.mount : nil,
+            hostNetworkNamespace: ownNetwork ? host.namespaces.network : nil)
         var plan = RunPlan(
             spawn: spawn, workdir: workdir, successArtifact: successArtifact.map(absolute),
             expectArtifact: scenario.expect?.artifact.map(substitutions.expand).map(absolute), requested: requested,

@@ -9,16 +9,26 @@ public struct RequestedRestrictions: Equatable, Sendable {
     public var noNewPrivs: Bool
     /// The uid the go command should run as, when `sandbox.user` was given.
     public var uid: UInt32?
+    /// ghostrun's own mount and network namespaces (`mnt:[4026531841]`), when the run has namespaces of its own: a
+    /// process of the run still in one of these escaped (or never entered) the run's namespace.
+    public var hostMountNamespace: String?
+    public var hostNetworkNamespace: String?
 
-    public init(seccompFilter: Bool = false, capEff: UInt64? = nil, noNewPrivs: Bool = false, uid: UInt32? = nil) {
+    public init(seccompFilter: Bool = false, capEff: UInt64? = nil, noNewPrivs: Bool = false, uid: UInt32? = nil,
+                hostMountNamespace: String? = nil, hostNetworkNamespace: String? = nil) {
         self.seccompFilter = seccompFilter
         self.capEff = capEff
         self.noNewPrivs = noNewPrivs
         self.uid = uid
+        self.hostMountNamespace = hostMountNamespace
+        self.hostNetworkNamespace = hostNetworkNamespace
     }
 
     /// Whether anything was requested at all; with nothing requested there is nothing to confirm.
-    public var isEmpty: Bool { !seccompFilter && capEff == nil && !noNewPrivs && uid == nil }
+    public var isEmpty: Bool {
+        !seccompFilter && capEff == nil && !noNewPrivs && uid == nil && hostMountNamespace == nil
+            && hostNetworkNamespace == nil
+    }
 }
 
 /// Assembles the contract's result object from an observation and its classification.
@@ -200,6 +210,8 @@ public enum ResultBuilder {
             status.capEff = a.capEff
             status.noNewPrivs = a.noNewPrivs
             status.uid = [a.uid, a.euid]
+            status.mountNamespace = a.namespaces["mnt"].map { "mnt:[\($0)]" }
+            status.networkNamespace = a.namespaces["net"].map { "net:[\($0)]" }
             for problem in restrictionProblems(status, requested: requested) {
                 mismatches.append("pid \(process.pid) (\(process.comm)): \(problem)")
             }
@@ -222,6 +234,13 @@ public enum ResultBuilder {
         }
         if requested.noNewPrivs, s.noNewPrivs != 1 {
             problems.append("NoNewPrivs \(s.noNewPrivs), expected 1")
+        }
+        // A namespace that could not be read (the process was gone) is no evidence either way.
+        if let host = requested.hostMountNamespace, let seen = s.mountNamespace, seen == host {
+            problems.append("mount namespace \(seen) is ghostrun's own, expected the run's")
+        }
+        if let host = requested.hostNetworkNamespace, let seen = s.networkNamespace, seen == host {
+            problems.append("network namespace \(seen) is ghostrun's own, expected the run's")
         }
         if let uid = requested.uid, s.uid.isEmpty || s.uid.contains(where: { $0 != uid }) {
             let shown = s.uid.isEmpty ? "unknown" : s.uid.map(String.init).joined(separator: " ")
