@@ -10,7 +10,7 @@ struct Ghostrun: ParsableCommand {
         version: GhostrunVersion.current,
         subcommands: [
             Run.self, Check.self, Trace.self, MatrixCommand.self, Merge.self, Inspect.self, Doctor.self,
-            ProfileCommand.self, Reap.self, Bisect.self, Record.self,
+            ProfileCommand.self, Reap.self, Bisect.self, Record.self, Bundle.self,
         ])
 
     /// As ArgumentParser's, except that usage errors exit 2, not 64: the contract gives bad input status 2, and a

@@ -111,7 +111,36 @@ struct Run: ParsableCommand {
                 throw fail("--timings \(timings): not a readable run file: \(error)")
             }
         }
-        let baselineFile = try baselineOptions.load()
+        var baselineFile = try baselineOptions.load()
+        // Repro bundles (`bug.txtar`) are extracted into private directories and run from there; what they recorded
+        // becomes the baseline unless --baseline names another.
+        var selection = self.selection
+        var bundles: [OpenedBundle] = []
+        defer { for bundle in bundles { bundle.remove() } }
+        if selection.paths.contains(where: { $0.hasSuffix(".txtar") }) {
+            var paths: [String] = []
+            for path in selection.paths {
+                guard path.hasSuffix(".txtar") else {
+                    paths.append(path)
+                    continue
+                }
+                do {
+                    let bundle = try ReproBundle.open(path)
+                    bundles.append(bundle)
+                    paths += bundle.scenarioFiles
+                } catch {
+                    throw fail("\(error)")
+                }
+            }
+            selection.paths = paths
+            if baselineFile == nil {
+                let recorded = bundles.compactMap(\.recorded)
+                if let first = recorded.first {
+                    baselineFile = RunFile(ghostrun: first.ghostrun, host: first.host,
+                                           results: recorded.flatMap(\.results))
+                }
+            }
+        }
         var entries = try selection.entries()
         if entries.isEmpty { throw fail("no scenario to run (check the paths and --filter)") }
         let allIds = entries.map(\.id)
@@ -181,7 +210,13 @@ struct Run: ParsableCommand {
             matrix: MatrixRecord(
                 allIds: allIds, shardIds: entries.map(\.id), index: shardSelection?.index ?? 1,
                 count: shardSelection?.count ?? 1),
-            baseline: baselineOptions.compare(results, matrixIds: allIds, with: baselineFile))
+            baseline: bundles.isEmpty || baselineOptions.baseline != nil
+                ? baselineOptions.compare(results, matrixIds: allIds, with: baselineFile)
+                : baselineFile.map {
+                    BaselineComparison.compare(
+                        results, matrixIds: allIds, baseline: $0,
+                        file: "the bundle's recorded results (" + bundles.map(\.source).joined(separator: ", ") + ")")
+                })
         if let comparison = runFile.baseline {
             print(comparison.render())
             fflush(nil)

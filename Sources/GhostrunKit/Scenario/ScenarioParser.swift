@@ -226,7 +226,12 @@ struct ScenarioParser {
         let real = URL(fileURLWithPath: directory).resolvingSymlinksInPath()
         var candidate = real
         while candidate.path != "/" {
-            if FileManager.default.fileExists(atPath: candidate.path + "/.git") { return candidate.path }
+            // An extracted repro bundle is a tree of its own (`ReproBundle.rootMarker`).
+            if FileManager.default.fileExists(atPath: candidate.path + "/.git")
+                || FileManager.default.fileExists(atPath: candidate.path + "/.ghostrun-bundle")
+            {
+                return candidate.path
+            }
             candidate = candidate.deletingLastPathComponent()
         }
         return real.path
