@@ -221,7 +221,8 @@ static int loopback_up(void) {
     return status;
 }
 
-__attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, int report_fd, pid_t parent) {
+__attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, int report_fd, pid_t parent,
+                                               int created_in_cgroup) {
     // Signal state: dispositions back to default (ignored signals survive execve), then unblock.
     for (int sig = 1; sig < NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
@@ -240,6 +241,7 @@ __attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, 
 
     // Join the run's cgroups before anything the target could observe; "0" means this process.
     for (int i = 0; i < c->cgroup_fd_count; i++) {
+        if (created_in_cgroup && i == c->cgroup_into_index) continue;
         if (write(c->cgroup_fds[i], "0", 1) != 1) child_fail(report_fd, "join-cgroup");
     }
 
@@ -374,10 +376,26 @@ int ghostrun_spawn(const ghostrun_spawn_config *config, pid_t *pid_out, char *st
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &previous);
     pid_t parent = getpid();
-    pid_t pid = fork();
+    pid_t pid = -1;
+    int created_in_cgroup = 0;
+    if (config->cgroup_into_fd >= 0) {
+        // clone3 as a plain fork (no CLONE_VM): the child is a copy that runs only async-signal-safe code, as
+        // after fork(), but starts inside the run's cgroup.
+        struct ghostrun_clone_args {
+            uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+                set_tid_size, cgroup;
+        } args;
+        memset(&args, 0, sizeof args);
+        args.flags = 0x200000000ULL;  // CLONE_INTO_CGROUP (Linux 5.7)
+        args.exit_signal = SIGCHLD;
+        args.cgroup = (uint64_t)config->cgroup_into_fd;
+        pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+        if (pid >= 0) created_in_cgroup = 1;
+    }
+    if (pid < 0) pid = fork();
     if (pid == 0) {
         close(report[0]);
-        run_child(config, report[1], parent);
+        run_child(config, report[1], parent, created_in_cgroup);
     }
     int fork_errno = errno;
     pthread_sigmask(SIG_SETMASK, &previous, NULL);

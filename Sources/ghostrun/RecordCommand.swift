@@ -23,6 +23,13 @@ struct Record: ParsableCommand {
     @Option(help: "Write the profile here.")
     var output: String
 
+    @Flag(
+        help: """
+            Restrict the arguments where Go's use is narrow, as moby's default profile does: socket to the address \
+            families used, personality to the values used, clone to calls without namespace flags.
+            """)
+    var args = false
+
     @Option(help: "The answer to every other syscall: eperm or enosys.")
     var `default`: String = "eperm"
 
@@ -67,12 +74,24 @@ struct Record: ParsableCommand {
         let errno = ErrnoName.value(of: `default` == "enosys" ? "ENOSYS" : "EPERM")!
         let document: SeccompProfileDocument
         do {
-            try recording.profileJSON(defaultErrno: errno).write(to: URL(fileURLWithPath: output))
+            try recording.profileJSON(defaultErrno: errno, restrictArguments: args)
+                .write(to: URL(fileURLWithPath: output))
             document = try BuiltInProfiles.load(output, relativeTo: FileManager.default.currentDirectoryPath)
         } catch {
             throw fail("cannot write or read back \(output): \(error)")
         }
         print("wrote \(output): \(recording.seen.count) syscalls allowed, default errno \(`default`.uppercased())")
+        if args {
+            for name in TraceSummary.recordedArguments.keys.sorted() where recording.seen[name] != nil {
+                let values = recording.argumentValues[name].map { $0.sorted().map { String($0) } } ?? []
+                let restricted = recording.unrestricted.contains(name) ? "unconditional (values not all recorded)"
+                    : name == "clone" && values.isEmpty == false
+                        && recording.argumentValues[name]!.contains(where: {
+                            $0 & ProfileRecording.cloneNamespaceFlags != 0 })
+                        ? "unconditional (a namespace flag was used)" : "restricted"
+                print("  \(name): \(restricted); values seen: \(values.joined(separator: ", "))")
+            }
+        }
         for (toolchain, size) in recording.sizePerToolchain.sorted(by: { $0.key < $1.key }) {
             print("  go \(toolchain): \(size) syscalls")
         }

@@ -71,12 +71,18 @@ struct RunMonitor {
         _ scenario: Scenario, plan: RunPlan, cgroup: RunCgroup, work: WorkDirectory, toolchain: Toolchain,
         options: RunnerOptions, runs: ActiveRuns, auditLog: KernelAuditLog = .shared
     ) throws -> RunObservation {
+        var timer = PhaseTimer("monitor \(scenario.name)")
+        defer { timer.report() }
         var monitor = try RunMonitor(
             scenario, plan: plan, cgroup: cgroup, work: work, toolchain: toolchain, options: options, runs: runs,
             auditLog: auditLog)
+        timer.mark("start+spawn")
         defer { monitor.release() }
         while monitor.state.termination == nil { monitor.round() }
-        return monitor.finish()
+        timer.mark("until exit")
+        let observation = monitor.finish(timer: &timer)
+        timer.mark("finish")
+        return observation
     }
 
     /// Starts the run: output capture, the audit subscription, the supervisor (before spawn), then the spawn
@@ -103,7 +109,11 @@ struct RunMonitor {
         spawn.stdout = stdout.writeFd
         spawn.stderr = stderr.writeFd
 
+        var timer = PhaseTimer("spawn \(scenario.name)")
+        defer { timer.report() }
+        timer.mark("captures")
         let audit = auditLog.isAvailable ? auditLog.subscribe() : nil
+        timer.mark("audit")
         let kernelStartUsec = AuditRecord.kernelMonotonicNowUsec()
         let start = ContinuousClock.now
         let sampler = ProcessSampler(runStart: start)
@@ -122,6 +132,7 @@ struct RunMonitor {
             supervisorStart = SupervisorStart(socket: sockets[0], plan: supervisorPlan, runStart: start)
             supervisorStart?.begin()
         }
+        timer.mark("supervisor")
         // Attached before the fork: the go command's exec is its first event. Filtered by the run's cgroup id.
         var bpfTracer: BPFTracer?
         if plan.observeWithBPF, let v2Path = cgroup.v2Path {
@@ -137,11 +148,14 @@ struct RunMonitor {
                 throw error
             }
         }
+        timer.mark("bpf")
         // Marked before the fork: the go command's own fork is the first event of its tree.
         let processEvents = ProcessEvents.shared.map { (listener: $0, mark: $0.begin()) }
+        timer.mark("proc events")
         let pid: pid_t
         do {
             pid = try Spawner.spawn(spawn, joining: cgroup)
+            timer.mark("fork..exec")
         } catch {
             _ = bpfTracer?.stop()
             _ = processEvents.map { $0.listener.finish($0.mark, root: -1, timeout: .zero) }
@@ -325,7 +339,7 @@ struct RunMonitor {
 
     /// Ends the run (stragglers, cgroup counters, teardown, supervisor, late audit records) and assembles the
     /// observation.
-    mutating func finish() -> RunObservation {
+    mutating func finish(timer: inout PhaseTimer) -> RunObservation {
         let termination = state.termination!
         let end = ContinuousClock.now
         // The go command is done: give stragglers' output a moment, then kill the rest of the cgroup.
@@ -333,21 +347,27 @@ struct RunMonitor {
             let deadline = ContinuousClock.now + .milliseconds(500)
             while ContinuousClock.now < deadline && !cgroup.pids().isEmpty { usleep(1_000) }
         }
+        timer.mark("stragglers")
         _ = sampler.sample(pids: cgroup.pids())
         let pidsMaxHits = cgroup.pidsMaxHits()
         let oomKills = cgroup.oomKills()
         let cpuThrottling = cgroup.cpuThrottling()
         cgroup.destroy()
+        timer.mark("cgroup destroy")
         var status: Int32 = 0
         _ = valueOrErrno { waitpid(pid, &status, 0) }
         stdout.waitForEnd(timeout: 2)
         stderr.waitForEnd(timeout: 2)
+        timer.mark("output end")
         // Every process has exited (the cgroup is gone): the exit events are in.
         let bpfSeen = bpfTracer?.stop()
+        timer.mark("bpf stop")
         for process in bpfSeen?.processes ?? [] { state.seenPids.insert(process.pid) }
         let processCount = processEvents.flatMap { $0.listener.finish($0.mark, root: pid) }
         var trace = stopSupervisor(at: end)
+        timer.mark("proc events+supervisor")
         waitForAuditRecords(failed: termination != .exited(0))
+        timer.mark("audit wait")
         if let bpfSeen {
             state.denials = bpfSeen.policyDenials(
                 decisions: plan.decisions, goroot: toolchain.goroot, workRoot: work.root, merging: state.denials)

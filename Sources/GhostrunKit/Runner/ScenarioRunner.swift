@@ -112,6 +112,11 @@ public final class ScenarioRunner: Sendable {
 
     private func execute(_ scenario: Scenario, toolchain: Toolchain, workDir: inout String?) -> RunResult {
         let sequence = ScenarioRunner.takeSequence()
+        var timer = PhaseTimer("\(scenario.name)@\(toolchain.label)")
+        defer {
+            timer.mark("teardown")
+            timer.report()
+        }
         let work: WorkDirectory
         do {
             work = try WorkDirectory.create(sequence: sequence)
@@ -119,6 +124,7 @@ public final class ScenarioRunner: Sendable {
             return harnessError(scenario, toolchain, message: "\(error)")
         }
         workDir = work.work
+        timer.mark("work tree")
         // Kept trees are marked before anything runs, so a watchdog or signal sweep at any point leaves them.
         if options.keepWork { work.keep() }
         defer { if !options.keepWork { work.remove() } }
@@ -144,6 +150,7 @@ public final class ScenarioRunner: Sendable {
             }
             return harnessError(scenario, toolchain, message: "\(error)")
         }
+        timer.mark("prepare+plan")
         if plan.warmPageCache { ScenarioRunner.warmPageCache(toolchain) }
 
         let cgroup: RunCgroup
@@ -156,6 +163,7 @@ public final class ScenarioRunner: Sendable {
         } catch {
             return unsupportedHost(scenario, toolchain, reason: "cannot create the run's cgroup: \(error) (root needed)")
         }
+        timer.mark("cgroup")
         runs.register(sequence, cgroup: cgroup, work: options.keepWork ? nil : work, goroot: toolchain.goroot)
         defer {
             cgroup.destroy()
@@ -187,6 +195,7 @@ public final class ScenarioRunner: Sendable {
             if runs.wasTornDown(sequence) { result.interrupted = true }
             return result
         }
+        timer.mark("run")
         let classification = Classifier.classify(observation)
         var result = ResultBuilder.build(
             name: scenario.name, goVersion: toolchain.label, goPath: toolchain.goBinary,
@@ -198,6 +207,7 @@ public final class ScenarioRunner: Sendable {
         result.evidence.filesystem = plan.fileSystemView
         result.evidence.landlock = plan.spawn.landlock.map(LandlockEvidence.init)
         result.outputFiles = observation.outputFiles
+        timer.mark("classify+result")
         if runs.wasTornDown(sequence) { result.interrupted = true }
         return result
     }

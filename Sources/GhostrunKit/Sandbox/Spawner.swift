@@ -11,6 +11,10 @@ public struct SpawnPlan: Sendable {
     public var stdout: Int32 = -1
     public var stderr: Int32 = -1
     public var cgroupDescriptors: [Int32] = []
+    /// The run's cgroup v2 directory (-1: none): the child is created in it (clone3 CLONE_INTO_CGROUP) instead of
+    /// migrating itself, and `cgroupDescriptors[cgroupDirectoryProcsIndex]` is then not written.
+    public var cgroupDirectory: Int32 = -1
+    public var cgroupDirectoryProcsIndex: Int32 = 0
     public var rlimits: [ResourceLimit] = []
     public var user: (uid: UInt32, gid: UInt32)?
     public var capabilities: CapabilityPlan?
@@ -94,6 +98,15 @@ public enum Spawner {
         try cgroup.withJoinDescriptors { descriptors in
             var plan = plan
             plan.cgroupDescriptors = descriptors
+            // The v2 cgroup's procs descriptor is the first (`RunCgroup.allPaths`); opened under the cgroup's lock,
+            // so the directory cannot be removed in between.
+            var directory: Int32 = -1
+            if let v2Path = cgroup.v2Path, case .success(let fd) = System.open(v2Path, O_RDONLY | O_DIRECTORY) {
+                directory = fd
+                plan.cgroupDirectory = fd
+                plan.cgroupDirectoryProcsIndex = 0
+            }
+            defer { if directory >= 0 { System.close(directory) } }
             return try spawn(plan)
         }
     }
@@ -126,6 +139,8 @@ public enum Spawner {
             for (i, fd) in plan.cgroupDescriptors.enumerated() { fds[i] = fd }
         }
         config.cgroup_fd_count = Int32(plan.cgroupDescriptors.count)
+        config.cgroup_into_fd = plan.cgroupDirectory
+        config.cgroup_into_index = plan.cgroupDirectoryProcsIndex
 
         guard plan.rlimits.count <= Int(GHOSTRUN_MAX_RLIMITS) else { throw HarnessError.spawn(step: "prepare-rlimits", errno: E2BIG) }
         withUnsafeMutableBytes(of: &config.rlimit_resources) { raw in

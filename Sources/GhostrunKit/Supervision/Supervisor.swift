@@ -85,6 +85,10 @@ public final class Supervisor: @unchecked Sendable {
     private var counters: [Int: Counter] = [:]
     private var processCalls: [Int32: (comm: String, role: ProcessRole, calls: Int, firstMs: Int)] = [:]
     private var totalCalls = 0
+    /// `TraceSummary.recordedArguments`: the distinct values seen, up to `maxRecordedValues` per syscall; a syscall
+    /// with more goes to `argumentOverflow`.
+    private var argumentValues: [String: Set<UInt64>] = [:]
+    private var argumentOverflow: Set<String> = []
     private var injected = 0
     private var busyNanoseconds: UInt64 = 0
     private var denials = DenialLog()
@@ -263,6 +267,14 @@ public final class Supervisor: @unchecked Sendable {
             denials.append(denial)
         }
 
+        if let index = TraceSummary.recordedArguments[syscall] {
+            let value = withUnsafeBytes(of: n.args) { $0.bindMemory(to: UInt64.self)[index] }
+            if argumentValues[syscall, default: []].count < TraceSummary.maxRecordedValues {
+                argumentValues[syscall, default: []].insert(value)
+            } else if !argumentValues[syscall]!.contains(value) {
+                argumentOverflow.insert(syscall)
+            }
+        }
         totalCalls += 1
         let key = who.role.hashValueIndex << 20 | Int(n.nr & 0xfffff)
         var counter = counters[key] ?? Counter(firstMs: nowMs)
@@ -368,9 +380,13 @@ public final class Supervisor: @unchecked Sendable {
         case .syscalls(let names): notified = names.sorted()
         case .off: notified = Array(Set(plan.faults.map(\.syscall))).sorted()
         }
-        return TraceSummary(
+        var summary = TraceSummary(
             notified: notified, totalCalls: totalCalls, byRole: byRole, byProcess: processes, injected: injected,
             supervisorMicrosecondsPerCall: totalCalls == 0 ? 0 : Double(busyNanoseconds) / 1000 / Double(totalCalls))
+        // A syscall with more distinct values than the bound is left out: its rule must stay unconditional.
+        let arguments = argumentValues.filter { !argumentOverflow.contains($0.key) }.mapValues { $0.sorted() }
+        if !arguments.isEmpty { summary.arguments = arguments }
+        return summary
     }
 }
 

@@ -55,9 +55,17 @@ public struct TraceSummary: Codable, Equatable, Sendable {
     public var backend: String?
     /// `--trace-out` records the BPF ring buffer had no room for (never silently dropped).
     public var lostRecords: Int?
+    /// For the syscalls whose use Go keeps narrow (`recordedArguments`), the distinct values of the argument
+    /// that matters, as notified calls showed them (`ghostrun record --args` restricts rules to them).
+    public var arguments: [String: [UInt64]]?
+    /// syscall → the index of the argument recorded: `socket`'s family, `clone`'s flags, `personality`'s persona,
+    /// the arguments moby's default profile restricts.
+    public static let recordedArguments: [String: Int] = ["socket": 0, "clone": 0, "personality": 0]
+    /// Distinct values kept per syscall (beyond it the rule stays unconditional).
+    public static let maxRecordedValues = 32
     enum CodingKeys: String, CodingKey {
         case notified, totalCalls = "total_calls", byRole = "by_role", byProcess = "by_process", injected,
-            supervisorMicrosecondsPerCall = "supervisor_us_per_call", backend, lostRecords = "lost_records"
+            supervisorMicrosecondsPerCall = "supervisor_us_per_call", backend, lostRecords = "lost_records", arguments
     }
     public init(notified: [String], totalCalls: Int, byRole: [String: [SyscallCalls]], byProcess: [ProcessCalls],
                 injected: Int, supervisorMicrosecondsPerCall: Double) {
