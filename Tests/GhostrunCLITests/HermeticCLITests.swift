@@ -3,24 +3,7 @@ import XCTest
 
 /// A SIGKILLed ghostrun during a hermetic run: the run saw its own writes to the host's root while it ran, the host
 /// never did, and afterwards the run's processes, its work tree and its mounts are gone.
-final class HermeticCLITests: XCTestCase {
-    var binary: String {
-        ProcessInfo.processInfo.environment["GHOSTRUN_BINARY"] ?? CLITests.root + "/.build/debug/ghostrun"
-    }
-
-    private func pids(withCommandLineContaining marker: String) -> [Int32] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap { Int32($0) }.filter { pid in
-            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-            return String(decoding: data, as: UTF8.self).contains(marker) && !status.contains("State:\tZ")
-        }
-    }
-
-    private func mountTable() -> String {
-        (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-    }
-
+extension NamespaceCLITests {
     func testSigkillDuringAHermeticRunLeavesTheHostAsBefore() throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "build ghostrun first (\(binary))")
         if geteuid() != 0 {

@@ -8,7 +8,7 @@ final class NamespaceCLITests: XCTestCase {
         ProcessInfo.processInfo.environment["GHOSTRUN_BINARY"] ?? CLITests.root + "/.build/debug/ghostrun"
     }
 
-    private func pids(withCommandLineContaining marker: String) -> [Int32] {
+    func pids(withCommandLineContaining marker: String) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in
             guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
@@ -25,7 +25,7 @@ final class NamespaceCLITests: XCTestCase {
         })
     }
 
-    private func mountTable() -> String {
+    func mountTable() -> String {
         (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
     }
 

@@ -95,6 +95,14 @@ public final class ScenarioRunner: Sendable {
             expectation: scenario.expect)
     }
 
+    /// A run a signal stopped before the go command started: skipped, neither passed nor failed.
+    private func interrupted(_ scenario: Scenario, _ toolchain: Toolchain, _ when: String) -> RunResult {
+        var result = skipped(scenario, toolchain, reason: "interrupted (SIGINT/SIGTERM) " + when, cause: .interrupted)
+        result.passed = nil
+        result.interrupted = true
+        return result
+    }
+
     /// The host (or this version) lacks a feature: skipped, or a harness error when CI requires the host.
     private func unsupportedHost(_ scenario: Scenario, _ toolchain: Toolchain, reason: String) -> RunResult {
         if options.requireHost { return harnessError(scenario, toolchain, message: reason + " (GHOSTRUN_REQUIRE_HOST=1)") }
@@ -141,12 +149,7 @@ public final class ScenarioRunner: Sendable {
         } catch {
             if Interruption.requested.load(ordering: .relaxed) {
                 // A signal stopped the preparation (a large fixture copy): nothing ran, nothing to judge.
-                var result = skipped(
-                    scenario, toolchain, reason: "interrupted (SIGINT/SIGTERM) while preparing $WORK: \(error)",
-                    cause: .interrupted)
-                result.passed = nil
-                result.interrupted = true
-                return result
+                return interrupted(scenario, toolchain, "while preparing $WORK: \(error)")
             }
             return harnessError(scenario, toolchain, message: "\(error)")
         }
@@ -169,14 +172,7 @@ public final class ScenarioRunner: Sendable {
             cgroup.destroy()
             runs.unregister(sequence, goroot: toolchain.goroot)
         }
-        if runs.wasTornDown(sequence) {
-            var result = skipped(
-                scenario, toolchain, reason: "interrupted (SIGINT/SIGTERM) before the go command started",
-                cause: .interrupted)
-            result.passed = nil
-            result.interrupted = true
-            return result
-        }
+        if runs.wasTornDown(sequence) { return interrupted(scenario, toolchain, "before the go command started") }
 
         let observation: RunObservation
         let stall: StallServer?
