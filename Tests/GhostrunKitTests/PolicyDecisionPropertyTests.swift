@@ -279,6 +279,14 @@ final class PolicyDecisionPropertyTests: XCTestCase {
             .attributed(to: table).rule, "docker-default syscalls[12]")
         XCTAssertEqual(Denial(pid: 1, comm: "x", syscall: "getppid", action: "errno", errno: "EPERM", timeMs: 0,
                               source: "audit").attributed(to: table).rule, "s.yaml:3")
+        // The kernel's audit record has no errno: the one errno every candidate answers with is filled in; with two
+        // possible answers (EACCES and the default's EPERM for socket) none is guessed.
+        let noErrno = Denial(pid: 1, comm: "x", syscall: "getppid", action: "errno", timeMs: 0, source: "audit")
+            .attributed(to: table)
+        XCTAssertEqual(noErrno.errno, "EPERM")
+        XCTAssertEqual(noErrno.rule, "s.yaml:3")
+        XCTAssertNil(Denial(pid: 1, comm: "x", syscall: "socket", action: "errno", timeMs: 0, source: "audit")
+            .attributed(to: table).errno)
         // A kill rule keeps socket in the kernel even while traced; the supervisor never answers it.
         XCTAssertFalse(table.isAnswerable(table.decision(number: socket)))
     }

@@ -248,6 +248,19 @@ extension Denial {
         let candidates = decisions.candidates(syscall: syscall, kind: action, errno: errnoValue)
         var attributed = self
         attributed.rule = candidates.isEmpty ? nil : candidates.map(\.origin.description).joined(separator: " | ")
+        // The kernel's audit record carries the action, not the errno (seccomp_log passes the action only): when
+        // every decision that could have refused the call answers with one errno, that is the one.
+        if attributed.errno == nil {
+            let answers = Set(candidates.compactMap { decision -> Int32? in
+                if case .errno(let value) = decision.action { return value }
+                return nil
+            })
+            if answers.count == 1, candidates.count == candidates.filter({
+                if case .errno = $0.action { return true } else { return false }
+            }).count, let value = answers.first {
+                attributed.errno = ErrnoName.name(of: value) ?? String(value)
+            }
+        }
         return attributed
     }
 }
