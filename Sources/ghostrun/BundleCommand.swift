@@ -68,6 +68,7 @@ struct Bundle: ParsableCommand {
         } catch {
             throw fail("\(output): \(error)")
         }
-        print("bundle \(output): \(scenarios.count) scenario(s), \(archive.files.count) files, \(results.count) results")
+        print("bundle \(output): \(scenarios.count) scenario(s), \(archive.files.count) files, "
+            + "\(results.count) results")
     }
 }

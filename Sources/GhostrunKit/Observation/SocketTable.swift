@@ -65,7 +65,9 @@ public enum SocketTable {
             if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
                 return bytes[12...].map(String.init).joined(separator: ".") + ":\(port)"  // IPv4-mapped
             }
-            let groups = stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+            let groups = stride(from: 0, to: 16, by: 2).map {
+                String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16)
+            }
             return "[" + groups.joined(separator: ":") + "]:\(port)"
         default:
             return nil

@@ -134,7 +134,8 @@ public enum ReproBundle {
             }
             files.append(Txtar.File(name: relative(path), content: text))
         }
-        files.append(Txtar.File(name: manifestName, content: scenarioFiles.map(relative).joined(separator: "\n") + "\n"))
+        files.append(
+            Txtar.File(name: manifestName, content: scenarioFiles.map(relative).joined(separator: "\n") + "\n"))
         // The recorded results, without their bulky evidence: what `run bug.txtar` compares outcomes with.
         let recorded = results.map { result -> RunResult in
             var slim = result

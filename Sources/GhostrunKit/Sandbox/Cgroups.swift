@@ -182,7 +182,8 @@ public final class RunCgroup: Sendable {
                     try RunCgroup.write(String(quota), to: path + "/cpu.cfs_quota_us")
                     cpuVia = "v1"
                 } else {
-                    throw HostUnsupported(reason: "cgroup.cpu_max needs the cpu controller (neither cgroup v2 nor v1 offers it)")
+                    throw HostUnsupported(
+                        reason: "cgroup.cpu_max needs the cpu controller (neither cgroup v2 nor v1 offers it)")
                 }
             }
             if let memoryMax = request.memoryMax {
@@ -319,7 +320,8 @@ public final class RunCgroup: Sendable {
             return CPUThrottling(
                 via: "v2", quotaMicroseconds: fields.first.flatMap { Int($0) },
                 periodMicroseconds: fields.dropFirst().first.flatMap { Int($0) } ?? CgroupRequest.cpuPeriodMicroseconds,
-                periods: RunCgroup.counter("nr_periods", in: stat), throttledPeriods: RunCgroup.counter("nr_throttled", in: stat),
+                periods: RunCgroup.counter("nr_periods", in: stat),
+                throttledPeriods: RunCgroup.counter("nr_throttled", in: stat),
                 throttledMs: RunCgroup.counter("throttled_usec", in: stat).map { $0 / 1000 })
         case "v1":
             guard let path = v1Paths["cpu"], let stat = try? RunCgroup.read(path + "/cpu.stat") else { return nil }
@@ -330,7 +332,8 @@ public final class RunCgroup: Sendable {
                 periodMicroseconds: (try? RunCgroup.read(path + "/cpu.cfs_period_us")).flatMap {
                     Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
                 } ?? CgroupRequest.cpuPeriodMicroseconds,
-                periods: RunCgroup.counter("nr_periods", in: stat), throttledPeriods: RunCgroup.counter("nr_throttled", in: stat),
+                periods: RunCgroup.counter("nr_periods", in: stat),
+                throttledPeriods: RunCgroup.counter("nr_throttled", in: stat),
                 throttledMs: RunCgroup.counter("throttled_time", in: stat).map { $0 / 1_000_000 })
         default:
             return nil

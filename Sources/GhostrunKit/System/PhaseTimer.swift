@@ -19,7 +19,10 @@ struct PhaseTimer {
 
     func report() {
         guard PhaseTimer.enabled else { return }
-        let parts = phases.map { "\($0.0) \(String(format: "%.1f", Double($0.1.components.attoseconds) / 1e15 + Double($0.1.components.seconds) * 1000))" }
+        let parts = phases.map { phase, duration in
+            let (seconds, attoseconds) = duration.components
+            return phase + " " + String(format: "%.1f", Double(seconds) * 1000 + Double(attoseconds) / 1e15)
+        }
         FileHandle.standardError.write(Data("timing \(label) (ms): \(parts.joined(separator: ", "))\n".utf8))
     }
 }

@@ -169,7 +169,9 @@ public enum HermeticRoot {
         for (index, mount) in visible.enumerated() {
             let target = root + mount.mountPoint
             let step = "hermetic[\(index)]"
-            let underKernelTree = ["/proc", "/sys"].contains { mount.mountPoint == $0 || mount.mountPoint.hasPrefix($0 + "/") }
+            let underKernelTree = ["/proc", "/sys"].contains {
+                mount.mountPoint == $0 || mount.mountPoint.hasPrefix($0 + "/")
+            }
             if mount.readOnly || kernelInterfaces.contains(mount.fileSystemType) || underKernelTree {
                 operations.append(MountOperation(kind: .bindOne(source: mount.mountPoint), target: target, step: step))
             } else if overlayable.contains(mount.fileSystemType) && isDirectory(mount.mountPoint) {
