@@ -61,6 +61,20 @@ struct Run: ParsableCommand {
             """)
     var hostWrites = false
 
+    @Option(
+        name: .customLong("timeout-scale"),
+        help: """
+            Multiply every scenario's timeout and hang_after by F (slow machines and emulators, as Go's builders use             GO_TEST_TIMEOUT_SCALE; default: $GHOSTRUN_TIMEOUT_SCALE, else 1).
+            """)
+    var timeoutScale: Double?
+
+    @Option(
+        name: .customLong("max-stretch"),
+        help: """
+            How far host stalls (PSI) may stretch a run's limits: wall time up to timeout × F; a run still short of its             own limits then is inconclusive (exit 2), never a hang (default 3).
+            """)
+    var maxStretch: Double = RunLimits.defaultMaxStretch
+
     @Option(name: .customLong("trace-out"), help: "Write every traced syscall as a JSON line here.")
     var traceOut: String?
 
@@ -91,6 +105,17 @@ struct Run: ParsableCommand {
         if let shardCount, shardCount < 1 { throw ValidationError("--shard-count must be at least 1") }
         if RunOrder.parse(order) == nil {
             throw ValidationError("--order \(order): use given, reverse, shuffle or shuffle:SEED (a number)")
+        }
+        if let timeoutScale, !(timeoutScale > 0 && timeoutScale.isFinite) {
+            throw ValidationError("--timeout-scale must be a positive number, e.g. 4")
+        }
+        if let text = ProcessInfo.processInfo.environment["GHOSTRUN_TIMEOUT_SCALE"], timeoutScale == nil,
+            !(Double(text).map { $0 > 0 && $0.isFinite } ?? false)
+        {
+            throw ValidationError("GHOSTRUN_TIMEOUT_SCALE=\(text): must be a positive number, e.g. 4")
+        }
+        if !(maxStretch >= 1 && maxStretch.isFinite) {
+            throw ValidationError("--max-stretch must be a number ≥ 1 (1: host stalls never stretch a limit)")
         }
     }
 
@@ -170,6 +195,9 @@ struct Run: ParsableCommand {
         options.traceBackend = try resolveTraceBackend(traceBackend)
         options.passEnvironment = passEnv
         options.hostWrites = hostWrites
+        options.timeoutScale = timeoutScale
+            ?? ProcessInfo.processInfo.environment["GHOSTRUN_TIMEOUT_SCALE"].flatMap(Double.init) ?? 1
+        options.maxStretch = maxStretch
         if hostWrites {
             warn("--host-writes: scenarios run as root on this host's own file systems; what one writes outside "
                 + "$WORK stays on the host and later runs see it")

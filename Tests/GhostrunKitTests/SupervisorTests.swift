@@ -46,14 +46,62 @@ final class FaultSpecTests: XCTestCase {
         func injected(seed: UInt64) -> [UInt64] {
             let fault = CompiledFault(index: 0, fault: Fault(syscall: "read", errno: EIO, when: .probability(0.3)),
                                       pathGlob: nil)
-            return (1...200).compactMap { n in fault.decide(seed: seed) ? UInt64(n) : nil }
+            return (1...200).compactMap { _ in fault.decide(seed: seed, process: "compile -p fmt", path: nil) }
         }
         XCTAssertEqual(injected(seed: 42), injected(seed: 42))
         XCTAssertNotEqual(injected(seed: 42), injected(seed: 43))
         let count = injected(seed: 42).count
         XCTAssertTrue((30...90).contains(count), "about 30% of 200, got \(count)")
         let nth = CompiledFault(index: 0, fault: Fault(syscall: "read", errno: EIO, when: .nth(3)), pathGlob: nil)
-        XCTAssertEqual((1...6).map { _ in nth.decide(seed: 0) }, [false, false, true, false, false, false])
+        XCTAssertEqual((1...6).map { _ in nth.decide(seed: 0, process: "link", path: nil) != nil },
+                       [false, false, true, false, false, false])
+    }
+
+    /// The issue-18 bug: the draw used one counter for the whole tree, so the order in which concurrent compile
+    /// processes' calls arrived decided which calls were injected. Now each process's own calls decide.
+    func testSeededDecisionsDoNotDependOnHowProcessesInterleave() {
+        let processes = (0..<6).map { "compile -p example.com/p\($0)" }
+        let calls = processes.flatMap { process in (0..<80).map { (process, "/w/src/f\($0 % 7).go") } }
+        func injected(_ order: [(String, String)], when: Fault.When) -> Set<String> {
+            let fault = CompiledFault(index: 1, fault: Fault(syscall: "openat", errno: EIO, when: when),
+                                      pathGlob: nil)
+            var result = Set<String>()
+            for (process, path) in order {
+                if let match = fault.decide(seed: 7, process: process, path: path) {
+                    result.insert("\(process)|\(path)|\(match)")
+                }
+            }
+            return result
+        }
+        var generator = SplitMix(state: 99)
+        for when in [Fault.When.probability(0.05), .nth(5)] {
+            let inOrder = injected(calls, when: when)
+            XCTAssertFalse(inOrder.isEmpty)
+            for _ in 0..<20 {
+                // Another interleaving of the processes, each keeping its own call order.
+                var queues = Dictionary(grouping: calls, by: \.0)
+                var shuffled: [(String, String)] = []
+                while !queues.isEmpty {
+                    let keys = queues.keys.sorted()
+                    let key = keys[Int(generator.next() % UInt64(keys.count))]
+                    shuffled.append(queues[key]!.removeFirst())
+                    if queues[key]!.isEmpty { queues[key] = nil }
+                }
+                XCTAssertEqual(injected(shuffled, when: when), inOrder, "\(when)")
+            }
+        }
+    }
+
+    func testProcessIdentityNamesTheRunsPathsAndCountsRepeats() {
+        var names = ProcessIdentity(workRoot: "/tmp/ghostrun-4242-abc", goroot: "/opt/go")
+        let compile = ["/opt/go/pkg/tool/linux_amd64/compile", "-o", "/tmp/ghostrun-4242-abc/tmp/go-build3141592/b011/_pkg_.a",
+                       "-p", "fmt"]
+        XCTAssertEqual(names.name(arguments: compile, exe: "/opt/go/pkg/tool/linux_amd64/compile"),
+                       "compile -o $WORK/tmp/go-build*/b011/_pkg_.a -p fmt")
+        XCTAssertEqual(names.name(arguments: compile, exe: "/opt/go/pkg/tool/linux_amd64/compile"),
+                       "compile -o $WORK/tmp/go-build*/b011/_pkg_.a -p fmt #2")
+        XCTAssertEqual(ProcessIdentity.replaceBuildDirectories("a/go-build/x go-build12 go-build"),
+                       "a/go-build/x go-build* go-build")
     }
 
     func testNotifyFilterCompiles() throws {
@@ -230,5 +278,14 @@ final class SupervisorIntegrationTests: XCTestCase {
         XCTAssertNotEqual((status >> 8) & 0xff, 0)
         // ld.so prints "Error 38", libc's strerror "Function not implemented": ENOSYS either way.
         XCTAssertTrue(message.contains("Function not implemented") || message.contains("Error 38"), message)
+    }
+}
+
+/// A small seeded generator for test interleavings.
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state = state &+ 0x9E37_79B9_7F4A_7C15
+        return FaultMatcher.splitmix64(state)
     }
 }

@@ -17,6 +17,8 @@ public enum Classifier {
     public static func classify(_ o: RunObservation) -> Classification {
         if let run = o.goTest, let classification = GoTestRules.classify(o, run: run) { return classification }
         switch o.termination {
+        case .killedByHarness(.stretchBound):
+            return classifyStretchBound(o)
         case .killedByHarness(let trigger):
             return classifyHang(o, trigger: trigger)
         case .signaled(let number):
@@ -29,6 +31,21 @@ public enum Classifier {
     }
 
     // MARK: - Hangs
+
+    /// Wall time ran out of the stretch bound while the host's stalls kept the run's own limits from running out:
+    /// what the target would have done is unknown.
+    static func classifyStretchBound(_ o: RunObservation) -> Classification {
+        var summary = "inconclusive: the host stalled the run"
+        if let stall = o.stall {
+            summary += " \(Int((stall.stalledFraction * 100).rounded()))% of "
+                + String(format: "%.1f s", Double(stall.wallMs) / 1000)
+                + String(format: " (wall bound %g × timeout %.1f s reached with %.1f s runnable)", stall.maxStretch,
+                         Double(stall.timeoutMs) / 1000, Double(stall.runnableMs) / 1000)
+        }
+        summary += "; rerun on a quieter host, or raise --max-stretch or --timeout-scale"
+        return Classification(outcome: .inconclusive, summary: summary,
+                              firstDiagnostic: StderrReading.firstDiagnostic(in: o.stderr))
+    }
 
     /// The harness had to kill the run, so the target never ended on its own: a hang. Which kind tells
     /// the user where to look: a frozen cgroup (outside the target), a stopped tree (a stray SIGSTOP or

@@ -10,6 +10,12 @@ public enum Outcome: String, Codable, Sendable, CaseIterable {
     case hang
     case skipped
     case harnessError = "harness-error"
+    /// The host, not the target, decided: the run was stalled (PSI) past `--max-stretch` before its own limits ran
+    /// out. Never green, never the target's outcome; counts like a harness error in the exit status.
+    case inconclusive
+
+    /// Not a verdict on the target: the run could not be set up, or the host kept it from being measured.
+    public var isUnmeasured: Bool { self == .harnessError || self == .inconclusive }
 }
 
 public enum HangKind: String, Codable, Sendable, CaseIterable {

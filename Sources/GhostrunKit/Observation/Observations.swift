@@ -109,6 +109,11 @@ public struct Denial: Codable, Equatable, Sendable {
     /// On the one record that closes a flood (`DenialLog`): how many denials of the same syscall, action and
     /// errno past the first 100 it stands for, itself included, exactly. Its other fields are the last one's.
     public var repeated: Int?
+    /// An injected fault: the process's stable identity (its command line with the run's paths named, see
+    /// `ProcessIdentity`) and which of that process's matching calls it was. Two runs with one seed inject the
+    /// same (process, match) pairs.
+    public var process: String?
+    public var match: Int?
     public init(pid: Int32, comm: String, exe: String? = nil, syscall: String, syscallNumber: Int? = nil,
                 action: String, errno: String? = nil, signal: Int? = nil, timeMs: Int, source: String,
                 role: String? = nil, path: String? = nil) {
@@ -127,7 +132,7 @@ public struct Denial: Codable, Equatable, Sendable {
     }
     enum CodingKeys: String, CodingKey {
         case pid, comm, exe, syscall, syscallNumber = "syscall_number", action, errno, signal, timeMs = "time_ms",
-            rule, source, role, path, repeated
+            rule, source, role, path, repeated, process, match
     }
 }
 
@@ -224,6 +229,9 @@ public enum Termination: Codable, Equatable, Sendable {
 public enum HangTrigger: String, Codable, Sendable {
     case timeout
     case noProgress = "no-progress"
+    /// Wall time reached `timeout × --max-stretch` while host stalls kept the run's own limits from running out:
+    /// the host, not the target, decided; the result is `inconclusive`.
+    case stretchBound = "stretch-bound"
 }
 
 /// Everything observed during one run: the classifier's only input.
@@ -261,6 +269,8 @@ public struct RunObservation: Codable, Equatable, Sendable {
     public var processCount: ProcessCount?
     /// `--keep-work`: the files with the whole output.
     public var outputFiles: OutputFiles?
+    /// How much the host stalled the run, and the time its limits were measured in (`RunClock`).
+    public var stall: StallEvidence?
     public init(termination: Termination, durationMs: Int, stdout: String, stderr: String,
                 successArtifact: String? = nil, artifactExists: Bool? = nil, successStdout: String? = nil,
                 processes: [ProcessObservation] = [], denials: [Denial] = [], cgroup: CgroupObservation? = nil,

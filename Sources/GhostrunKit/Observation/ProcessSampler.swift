@@ -35,6 +35,8 @@ public final class ProcessSampler {
         public var anyFrozenWchan: Bool
         /// State letter of each live process.
         public var states: [Int32: String]
+        /// utime + stime of each live process.
+        public var cpuTicks: [Int32: UInt64] = [:]
     }
 
     /// Kernel functions only a frozen task sleeps in (older kernels, where they are not inlined).
@@ -111,6 +113,7 @@ public final class ProcessSampler {
             seen.insert(pid)
             round.pids.append(pid)
             round.states[pid] = observed.status.state
+            round.cpuTicks[pid] = observed.cpuTicks
             liveTicks += observed.cpuTicks
             if observed.status.state != "Z" && observed.status.state != "X" {
                 activeCount += 1

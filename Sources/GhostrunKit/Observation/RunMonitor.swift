@@ -14,13 +14,18 @@ struct RunMonitor {
         var events: [CgroupEvent] = []
         var frozenSeen = false
         var lastFrozen = false
-        /// The last time the run did something (CPU, output, a new process) or the harness thawed it.
-        var lastProgress: ContinuousClock.Instant
+        /// Runnable time (`clock`) when the run last did something (CPU, output, a new process) or the harness
+        /// thawed it.
+        var lastProgress: Duration = .zero
         var lastCPU: UInt64 = 0
         var lastOutput = 0
         var processCount = 0
-        /// Total CPU ticks over the last two seconds, for `cpuMovingAtEnd`.
-        var cpuHistory: [(ContinuousClock.Instant, UInt64)] = []
+        /// Each live process's CPU ticks over the last two seconds, for `cpuMovingAtEnd`: only the processes alive
+        /// at the end count, whatever the ones that already exited used.
+        var cpuHistory: [(ContinuousClock.Instant, [Int32: UInt64])] = []
+        /// The time the run could run (wall time minus the host's stalls), as of the last round.
+        var clock: RunClock
+        var runnable: Duration = .zero
         var denials: [Denial] = []
         var seenPids: Set<Int32>
         /// Which audit records are this run's (its pids, its tree), and how many of its toolchain's were not.
@@ -31,9 +36,9 @@ struct RunMonitor {
         var interval: Duration
 
         init(schedule: FreezeSchedule, start: ContinuousClock.Instant, pid: pid_t, interval: Duration,
-             attribution: AuditAttribution) {
+             attribution: AuditAttribution, clock: RunClock) {
             self.schedule = schedule
-            self.lastProgress = start
+            self.clock = clock
             self.seenPids = [pid]
             self.attribution = attribution
             self.interval = interval
@@ -64,6 +69,8 @@ struct RunMonitor {
     /// ghostrun's BPF program for this run (`RunPlan.observeWithBPF`): exact process tree, attestation, and the
     /// calls counted in the kernel.
     let bpfTracer: BPFTracer?
+    /// `timeout` and `hang_after` after `--timeout-scale`, and the stretch bound.
+    let limits: RunLimits
     private(set) var state: State
 
     /// Watches one run from spawn to the assembled observation.
@@ -117,6 +124,7 @@ struct RunMonitor {
         let kernelStartUsec = AuditRecord.kernelMonotonicNowUsec()
         let start = ContinuousClock.now
         let sampler = ProcessSampler(runStart: start)
+        let clock = RunClock(cgroupV2: cgroup.v2Path, start: start, forceSchedstat: options.schedstatStalls)
 
         // User notification: the child sends its listener over a socket while it is still between fork and
         // exec, and execve itself may be notified, so the supervisor must be answering before spawn returns.
@@ -190,10 +198,12 @@ struct RunMonitor {
         self.processEvents = processEvents
         self.pid = pid
         self.bpfTracer = bpfTracer
+        self.limits = RunLimits(timeout: scenario.timeout, hangAfter: scenario.hangAfter, scale: options.timeoutScale,
+                                maxStretch: options.maxStretch)
         self.state = State(
             schedule: FreezeSchedule(steps: plan.freezeSteps, start: start), start: start, pid: pid,
             interval: options.minimumInterval,
-            attribution: AuditAttribution(workRoot: work.root, goroot: toolchain.goroot))
+            attribution: AuditAttribution(workRoot: work.root, goroot: toolchain.goroot), clock: clock)
         self.pidfd = ghostrun_pidfd_open(pid, 0)
     }
 
@@ -224,9 +234,10 @@ struct RunMonitor {
         // Freeze steps triggered by a process that just appeared.
         applyFreezeStep(newProcessNames: sample.newProcesses.map(\.comm), at: now)
         noteFrozenState(at: now)
+        state.runnable = state.clock.advance(to: now, pids: sample.pids)
         noteProgress(sample, at: now)
         if let trigger = hangTrigger(at: now) {
-            takeHangSnapshot(sample)
+            takeHangSnapshot(sample, trigger: trigger)
             state.termination = .killedByHarness(reason: trigger)
             return
         }
@@ -257,7 +268,7 @@ struct RunMonitor {
         case .thaw?:
             try? cgroup.thaw()
             state.events.append(CgroupEvent(timeMs: ms(now), event: "thaw-requested", detail: cgroup.freezeVia))
-            state.lastProgress = now  // a thaw is the harness's doing; the target gets a fresh hang window
+            state.lastProgress = state.runnable  // a thaw is the harness's doing; the target gets a fresh hang window
         case nil: break
         }
     }
@@ -276,31 +287,54 @@ struct RunMonitor {
         let output = stdout.byteCount + stderr.byteCount
         let seen = state.seenPids.count
         if sample.totalCPUTicks != state.lastCPU || output != state.lastOutput || seen != state.processCount {
-            state.lastProgress = now
+            state.lastProgress = state.runnable
             state.lastCPU = sample.totalCPUTicks
             state.lastOutput = output
             state.processCount = seen
         }
-        state.cpuHistory.append((now, sample.totalCPUTicks))
+        state.cpuHistory.append((now, sample.cpuTicks))
         state.cpuHistory.removeAll { now - $0.0 > .seconds(2) }
     }
 
-    /// Whether the run is out of time or has made no progress for `hang_after`.
+    /// Whether the run is out of time or has made no progress for `hang_after`, both counted in the time it could
+    /// run; or whether the host stalled it so long that wall time reached the stretch bound first.
     func hangTrigger(at now: ContinuousClock.Instant) -> HangTrigger? {
-        if now - start >= scenario.timeout { return .timeout }
-        if now - state.lastProgress >= scenario.hangAfter { return .noProgress }
+        RunMonitor.hangTrigger(wall: now - start, runnable: state.runnable, lastProgress: state.lastProgress,
+                               limits: limits)
+    }
+
+    /// The decision of `hangTrigger`, on plain values (unit-tested).
+    static func hangTrigger(wall: Duration, runnable: Duration, lastProgress: Duration, limits: RunLimits)
+        -> HangTrigger?
+    {
+        if runnable >= limits.timeout { return .timeout }
+        if runnable - lastProgress >= limits.hangAfter { return .noProgress }
+        if wall >= limits.wallBound { return .stretchBound }
         return nil
+    }
+
+    /// Whether a process alive at the end used CPU in the history window (each compared with its own first
+    /// reading in the window; a process that appeared only in the last reading has nothing to compare).
+    static func cpuMoving(history: [[Int32: UInt64]], alive: Set<Int32>) -> Bool {
+        guard let last = history.last else { return false }
+        for pid in alive {
+            guard let end = last[pid], let begin = history.lazy.compactMap({ $0[pid] }).first else { continue }
+            if end > begin { return true }
+        }
+        return false
     }
 
     /// What the hung run was doing: a `/proc` snapshot, whether CPU still moved, and unless the tree is frozen or
     /// stopped, the goroutine stacks Go prints on SIGQUIT.
-    mutating func takeHangSnapshot(_ sample: ProcessSampler.SampleRound) {
+    mutating func takeHangSnapshot(_ sample: ProcessSampler.SampleRound, trigger: HangTrigger) {
         let pids = cgroup.pids()
         state.snapshots = sampler.snapshot(pids: pids, stalled: Set(plan.stallEndpoints.map(\.description)))
-        state.cpuMovingAtEnd = (state.cpuHistory.last?.1 ?? 0) > (state.cpuHistory.first?.1 ?? 0)
+        let alive = Set(state.snapshots.filter { $0.state != "Z" && $0.state != "X" }.map(\.pid))
+        state.cpuMovingAtEnd = RunMonitor.cpuMoving(history: state.cpuHistory.map(\.1), alive: alive)
         let frozenNow = cgroup.isFrozen() || sample.anyFrozenWchan
         if frozenNow { state.frozenSeen = true }
-        guard !frozenNow && !sample.allStoppedOrTraced else { return }
+        // A run cut at the stretch bound is not a hang of the target: no goroutine dump is asked for.
+        guard !frozenNow && !sample.allStoppedOrTraced, trigger != .stretchBound else { return }
         // Go prints every goroutine's stack on SIGQUIT (GOTRACEBACK=all in the base environment).
         let before = stderr.byteCount
         for target in pids { kill(target, SIGQUIT) }
@@ -342,6 +376,9 @@ struct RunMonitor {
     mutating func finish(timer: inout PhaseTimer) -> RunObservation {
         let termination = state.termination!
         let end = ContinuousClock.now
+        state.runnable = state.clock.advance(to: end, pids: cgroup.pids())
+        let stall = state.clock.evidence(wall: end - start, limits: limits,
+                                         boundReached: termination == .killedByHarness(reason: .stretchBound))
         // The go command is done: give stragglers' output a moment, then kill the rest of the cgroup.
         if case .killedByHarness = termination {} else {
             let deadline = ContinuousClock.now + .milliseconds(500)
@@ -402,6 +439,7 @@ struct RunMonitor {
         observation.unattributedAuditRecords = state.attribution.unattributed
         observation.processCount = processCount
         observation.cgroup?.cpu = cpuThrottling
+        observation.stall = stall
         if let stdoutPath = stdout.copyPath, let stderrPath = stderr.copyPath {
             observation.outputFiles = OutputFiles(
                 stdout: stdoutPath, stderr: stderrPath, stdoutBytes: stdout.byteCount, stderrBytes: stderr.byteCount,

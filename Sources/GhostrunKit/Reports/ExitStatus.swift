@@ -11,7 +11,7 @@ public enum ExitStatus {
     /// A harness error wins over a failed expectation because it means the matrix is incomplete: the
     /// missing result might have failed too, and CI must not mistake "broken harness" for "broken Go".
     public static func forRun(_ results: [RunResult]) -> Int32 {
-        if results.contains(where: { $0.outcome == .harnessError }) { return harnessError }
+        if results.contains(where: { $0.outcome.isUnmeasured }) { return harnessError }
         if results.contains(where: { $0.passed == false }) { return expectationFailed }
         return success
     }
@@ -19,7 +19,7 @@ public enum ExitStatus {
     /// The exit status of `ghostrun trace`: the traced command's own (its exit code, or 128 + its signal), 2 for a
     /// harness error, else 0 when the outcome is `ok` and 1 otherwise.
     public static func forTrace(_ result: RunResult) -> Int32 {
-        if result.outcome == .harnessError { return harnessError }
+        if result.outcome.isUnmeasured { return harnessError }
         if let code = result.exitCode { return code }
         if let signal = result.signal, let number = SignalName.number(of: signal) { return 128 + number }
         return result.outcome == .ok ? success : expectationFailed

@@ -51,7 +51,7 @@ public enum JUnitReport {
 
     /// A harness error, or a run torn down by SIGINT/SIGTERM: nothing was learned about the target, so it is an
     /// `<error>`, never a `<failure>` (which says the target behaved differently from what was expected).
-    static func isError(_ r: RunResult) -> Bool { r.outcome == .harnessError || r.interrupted == true }
+    static func isError(_ r: RunResult) -> Bool { r.outcome.isUnmeasured || r.interrupted == true }
 
     static func total(_ results: [RunResult]) -> Int { results.reduce(0) { $0 + $1.durationMs } }
 
@@ -85,6 +85,8 @@ public enum JUnitReport {
         case .harnessError:
             let reason = r.reason ?? r.summary
             xml += "      <error message=\"\(attribute(reason))\" type=\"harness-error\">\(text(reason))</error>\n"
+        case .inconclusive:
+            xml += "      <error message=\"\(attribute(r.summary))\" type=\"inconclusive\">\(text(r.summary))</error>\n"
         default:
             if r.passed == false {
                 var message = r.failures.joined(separator: "; ")

@@ -51,7 +51,7 @@ public enum MarkdownReport {
         let failed = results.filter { $0.passed == false }.count
         let passed = results.filter { $0.passed == true }.count
         let skipped = results.filter { $0.outcome == .skipped }.count
-        let errors = results.filter { $0.outcome == .harnessError }.count
+        let errors = results.filter { $0.outcome.isUnmeasured }.count
         let interrupted = results.filter { $0.interrupted == true }.count
         var parts: [String] = []
         parts.append(failed + errors == 0 ? "✅ \(passed) passed" : "❌ \(failed) failed")
@@ -66,7 +66,7 @@ public enum MarkdownReport {
 
     /// One row per failed expectation or harness error: expected vs got, the first diagnostic and first denial.
     static func failuresSection(_ results: [RunResult]) -> String {
-        let failing = results.filter { $0.passed == false || $0.outcome == .harnessError }
+        let failing = results.filter { $0.passed == false || $0.outcome.isUnmeasured }
         guard !failing.isEmpty else { return "" }
         var md = "## Failures\n\n"
         md += "| scenario | go | expected | got | first diagnostic | first denial | duration |\n"
@@ -78,6 +78,7 @@ public enum MarkdownReport {
             let others = r.failures.filter { !$0.hasPrefix("outcome:") }
             if !others.isEmpty { got += ": " + others.joined(separator: "; ") }
             if r.outcome == .harnessError, let reason = r.reason { got += ": " + reason }
+            if r.outcome == .inconclusive { got += ": " + r.summary }
             let diagnostic = r.firstDiagnostic ?? ""
             let denial = r.evidence.firstDenial.map(denialText) ?? ""
             md += "| " + [r.name, r.goVersion, expected, got, diagnostic, denial, duration(r.durationMs)]

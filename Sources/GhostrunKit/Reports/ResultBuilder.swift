@@ -54,9 +54,13 @@ public enum ResultBuilder {
         result.scenarioLine = scenarioLine
         result.tags = tags
         result.expected = expectation.map(ExpectedJSON.init)
-        let verdict = ExpectationCheck.evaluate(expectation, classification: classification, observation: observation)
-        result.passed = verdict.passed
-        result.failures = verdict.failures
+        // An inconclusive run is not judged: the host decided, so it neither passes nor fails (exit 2, never green).
+        if classification.outcome != .inconclusive {
+            let verdict = ExpectationCheck.evaluate(expectation, classification: classification,
+                                                    observation: observation)
+            result.passed = verdict.passed
+            result.failures = verdict.failures
+        }
         result.exitCode = classification.exitCode
         result.signal = classification.signal
         result.hangKind = classification.hangKind
@@ -137,6 +141,7 @@ public enum ResultBuilder {
         evidence.cgroup = o.cgroup
         evidence.trace = o.trace
         evidence.hangSnapshots = o.hangSnapshots
+        evidence.stall = o.stall
         evidence.goroutineDump = o.goroutineDump
         if let bpf = o.bpf {
             evidence.processTree = bpf.processes

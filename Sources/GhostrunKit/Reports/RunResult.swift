@@ -182,11 +182,13 @@ public struct Evidence: Codable, Equatable, Sendable {
     public var filesystem: FileSystemView?
     /// `sandbox.landlock`: the ABI, the handled rights, each tree's rights, and how the domain was entered.
     public var landlock: LandlockEvidence?
+    /// How much the host stalled the run (PSI or schedstat) and the runnable time its limits were measured in.
+    public var stall: StallEvidence?
     enum CodingKeys: String, CodingKey {
         case processes, denials, firstDenial = "first_denial", cgroup, hangSnapshots = "hang_snapshots",
             goroutineDump = "goroutine_dump", restrictionsConfirmed = "restrictions_confirmed", trace, policy, tests,
             testsRunning = "tests_running", processTree = "process_tree",
-            unattributedAuditRecords = "unattributed_audit_records", filesystem, landlock
+            unattributedAuditRecords = "unattributed_audit_records", filesystem, landlock, stall
     }
     public init() {}
     public func encode(to encoder: Encoder) throws {
@@ -206,6 +208,7 @@ public struct Evidence: Codable, Equatable, Sendable {
         try c.encodeIfPresent(unattributedAuditRecords, forKey: .unattributedAuditRecords)
         try c.encodeIfPresent(filesystem, forKey: .filesystem)
         try c.encodeIfPresent(landlock, forKey: .landlock)
+        try c.encodeIfPresent(stall, forKey: .stall)
     }
 }
 

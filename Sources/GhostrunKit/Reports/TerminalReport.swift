@@ -14,7 +14,7 @@ public enum TerminalReport {
         switch r.passed {
         case true?: (verdict, verdictColor) = ("PASS", ANSI.green)
         case false?: (verdict, verdictColor) = ("FAIL", ANSI.red)
-        case nil: (verdict, verdictColor) = ("—", r.outcome == .harnessError ? ANSI.red : ANSI.dim)
+        case nil: (verdict, verdictColor) = ("—", r.outcome.isUnmeasured ? ANSI.red : ANSI.dim)
         }
         var outcome = r.outcome.rawValue
         if let kind = r.hangKind { outcome += " (\(kind.rawValue))" }
@@ -34,6 +34,7 @@ public enum TerminalReport {
             }
             parts.append(text)
         }
+        if let stalled = r.evidence.stall?.summary() { parts.append(stalled) }
         if r.interrupted == true { parts.append(paint("interrupted", ANSI.yellow, color)) }
         if let workDir = r.workDir { parts.append("work kept in " + escapingControls(workDir)) }
         if let files = r.outputFiles {
@@ -82,7 +83,7 @@ public enum TerminalReport {
             return truncate(tests, to: diagnosticLimit) + (denialText.map { "  " + $0 } ?? "")
         }
         if let denialText { return denialText }
-        if r.outcome == .hang { return truncate(r.summary, to: diagnosticLimit) }
+        if r.outcome == .hang || r.outcome == .inconclusive { return truncate(r.summary, to: diagnosticLimit) }
         if let diagnostic = r.firstDiagnostic { return truncate(diagnostic, to: diagnosticLimit) }
         if r.outcome == .ok { return nil }
         return truncate(r.summary, to: diagnosticLimit)
@@ -98,11 +99,13 @@ public enum TerminalReport {
         let failed = results.filter { $0.passed == false }.count
         let skipped = results.filter { $0.outcome == .skipped }.count
         let errors = results.filter { $0.outcome == .harnessError }.count
-        let unjudged = results.filter { $0.passed == nil && $0.outcome != .skipped && $0.outcome != .harnessError }
+        let inconclusive = results.filter { $0.outcome == .inconclusive }.count
+        let unjudged = results.filter { $0.passed == nil && $0.outcome != .skipped && !$0.outcome.isUnmeasured }
         var text = "\(results.count) result\(results.count == 1 ? "" : "s")"
         if !perOutcome.isEmpty { text += ": " + perOutcome.joined(separator: ", ") }
         text += " | \(passed) passed, \(failed) failed, \(skipped) skipped, \(errors) harness error"
         text += errors == 1 ? "" : "s"
+        if inconclusive > 0 { text += ", \(inconclusive) inconclusive (host stalled)" }
         if !unjudged.isEmpty { text += ", \(unjudged.count) without expectation" }
         return text
     }

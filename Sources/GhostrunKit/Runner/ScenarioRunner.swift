@@ -27,6 +27,14 @@ public struct RunnerOptions: Sendable {
     /// `--host-writes`: the go command sees and writes the host's own file systems. By default a run is hermetic:
     /// it sees the host through a copy-on-write view whose writes are discarded with the run (`HermeticRoot`).
     public var hostWrites = false
+    /// `--timeout-scale F`: every scenario's `timeout` and `hang_after` times F (slow machines, emulators).
+    public var timeoutScale: Double = 1
+    /// `--max-stretch F`: host stalls may stretch a run's limits until its wall time reaches `timeout × F`; past
+    /// that the result is `inconclusive`.
+    public var maxStretch: Double = RunLimits.defaultMaxStretch
+    /// Measure host stalls from the threads' run-queue wait even where PSI is there (`GHOSTRUN_STALL_SOURCE=schedstat`;
+    /// the fallback's own tests use it).
+    public var schedstatStalls = ProcessInfo.processInfo.environment["GHOSTRUN_STALL_SOURCE"] == "schedstat"
 
     public init(hierarchies: CgroupHierarchies = .discover(),
                 requireHost: Bool = ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1",

@@ -1078,9 +1078,9 @@ struct ScenarioParser {
                 hint: Reader.suggestion(for: text, in: Outcome.allCases.map(\.rawValue)))
         }
         // A harness error is ghostrun's own failure, never the target's outcome, so expecting one can never pass.
-        guard outcome != .harnessError else {
+        guard !outcome.isUnmeasured else {
             throw reader.error(
-                node, path, "`harness-error` is never a scenario's outcome",
+                node, path, "`\(outcome.rawValue)` is never a scenario's outcome",
                 hint: "expect what the go command does: clear-error, crash, signaled, hang, ...")
         }
         return outcome

@@ -9,8 +9,10 @@ final class CompiledFault: @unchecked Sendable {
     let fault: Fault
     let errno: Int32?
     let pathRegex: NSRegularExpression?
-    /// Matching calls seen so far, across the whole process tree (nth and probability count these).
-    var matches: UInt64 = 0
+    /// Matching calls seen so far in each process, by the process's identity (`ProcessIdentity`), and for a call
+    /// with a path, in each (process, path): nth counts the former, probability draws from the latter.
+    private var matchesByProcess: [String: UInt64] = [:]
+    private var matchesByProcessPath: [String: UInt64] = [:]
 
     init(index: Int, fault: Fault, pathGlob: String?) {
         self.index = index
@@ -35,16 +37,25 @@ final class CompiledFault: @unchecked Sendable {
         return true
     }
 
-    /// Counts a matching call and says whether to inject on it: the nth, every one, or by a draw that depends
-    /// only on (seed, fault, match number), so the same calls are injected whenever the tree makes the same calls.
-    func decide(seed: UInt64) -> Bool {
-        matches += 1
+    /// Counts a matching call and says whether to inject on it: the process's own nth matching call, every one, or
+    /// a draw that depends only on (seed, fault, process identity, path, that process's own count of matching
+    /// calls on that path). None of these depends on the order in which concurrent processes' calls reach the
+    /// supervisor, so one seed injects into the same calls of the same processes on a quiet and on a loaded
+    /// machine. What stays up to the scheduler: the order of calls among one process's own threads when they make
+    /// matching calls without a path (or on one path) concurrently.
+    ///
+    /// Returns the count that decided (the process's match number), or nil when the call is not injected.
+    func decide(seed: UInt64, process: String, path: String?) -> UInt64? {
+        let count = matchesByProcess[process, default: 0] + 1
+        matchesByProcess[process] = count
         switch fault.when {
-        case .nth(let n): return matches == UInt64(n)
-        case .every: return true
+        case .nth(let n): return count == UInt64(n) ? count : nil
+        case .every: return count
         case .probability(let p):
-            let draw = FaultMatcher.splitmix64(seed ^ (UInt64(index) << 48) ^ matches)
-            return Double(draw >> 11) / Double(1 << 53) < p
+            let key = path.map { process + "\u{0}" + $0 } ?? process
+            let drawCount = matchesByProcessPath[key, default: 0] + 1
+            matchesByProcessPath[key] = drawCount
+            return FaultMatcher.draw(seed: seed, fault: index, key: key, count: drawCount) < p ? count : nil
         }
     }
 }
@@ -68,6 +79,22 @@ enum FaultMatcher {
             }
         }
         return pattern + "$"
+    }
+
+    /// A number in [0, 1) from the seed, the fault, a stable key and a count: the same inputs give the same number
+    /// in every ghostrun process (FNV-1a, not Swift's per-process-seeded Hasher).
+    static func draw(seed: UInt64, fault: Int, key: String, count: UInt64) -> Double {
+        let mixed = splitmix64(seed ^ (UInt64(fault) << 48)) ^ splitmix64(fnv1a(key)) ^ count
+        return Double(splitmix64(mixed) >> 11) / Double(1 << 53)
+    }
+
+    static func fnv1a(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return hash
     }
 
     static func splitmix64(_ x: UInt64) -> UInt64 {

@@ -73,9 +73,14 @@ public final class Supervisor: @unchecked Sendable {
         var comm: String
         var exe: String?
         var role: ProcessRole
+        /// Stable across runs: what seeded faults are decided from (`ProcessIdentity`).
+        var key: String
         var stale = false
     }
     private var identities: [Int32: Identity] = [:]
+    /// The stable identity of each thread group, named once per program it runs (an exec names it anew).
+    private var processKeys: [Int32: String] = [:]
+    private var processNames: ProcessIdentity
     private struct Counter {
         var calls = 0
         var errors = 0
@@ -101,6 +106,7 @@ public final class Supervisor: @unchecked Sendable {
         self.plan = plan
         self.start = runStart
         self.decisions = try plan.decisions ?? SeccompDecisionTable(plan.policy)
+        self.processNames = ProcessIdentity(workRoot: plan.workRoot, goroot: plan.goroot)
         var notif: Int32 = 0, resp: Int32 = 0
         let status = ghostrun_notify_sizes(&notif, &resp)
         guard status == 0 else { throw SpawnError(step: "notify-sizes", errno: -status) }
@@ -207,8 +213,16 @@ public final class Supervisor: @unchecked Sendable {
                 Int32($0.dropFirst(5).trimmingCharacters(in: .whitespaces))
             }
         } ?? pid
+        let key: String
+        if let known = processKeys[tgid], identities[pid]?.stale != true {
+            key = known
+        } else {
+            key = processNames.name(arguments: ProcessIdentity.arguments(pid: tgid), exe: exe)
+            processKeys[tgid] = key
+        }
         let identity = Identity(tgid: tgid, comm: comm, exe: exe,
-                                role: ProcessRole.of(comm: comm, exe: exe, goroot: plan.goroot, workRoot: plan.workRoot))
+                                role: ProcessRole.of(comm: comm, exe: exe, goroot: plan.goroot, workRoot: plan.workRoot),
+                                key: key)
         identities[pid] = identity
         return identity
     }
@@ -235,7 +249,7 @@ public final class Supervisor: @unchecked Sendable {
         var delay: Duration?
         var action = "continue"
         for fault in faults where fault.applies(comm: who.comm, exe: who.exe, path: path) {
-            guard fault.decide(seed: plan.seed) else { continue }
+            guard let match = fault.decide(seed: plan.seed, process: who.key, path: path) else { continue }
             delay = fault.fault.delay
             if path == nil, let argument = FaultMatcher.pathArgument[syscall] {
                 // Evidence names the path of every injected call, even when no filter needed it.
@@ -247,10 +261,13 @@ public final class Supervisor: @unchecked Sendable {
                 error = errno
                 action = "injected"
                 injected += 1
-                denials.append(Denial(pid: who.tgid, comm: who.comm, exe: who.exe, syscall: syscall,
-                                      syscallNumber: Int(n.nr), action: "injected",
-                                      errno: ErrnoName.name(of: errno) ?? String(errno), timeMs: nowMs,
-                                      source: "supervisor", role: who.role.rawValue, path: path.map(shown)))
+                var denial = Denial(pid: who.tgid, comm: who.comm, exe: who.exe, syscall: syscall,
+                                    syscallNumber: Int(n.nr), action: "injected",
+                                    errno: ErrnoName.name(of: errno) ?? String(errno), timeMs: nowMs,
+                                    source: "supervisor", role: who.role.rawValue, path: path.map(shown))
+                denial.process = who.key
+                denial.match = Int(match)
+                denials.append(denial)
             } else {
                 action = "delayed"
             }
