@@ -96,10 +96,14 @@ final class FaultSpecTests: XCTestCase {
         var names = ProcessIdentity(workRoot: "/tmp/ghostrun-4242-abc", goroot: "/opt/go")
         let compile = ["/opt/go/pkg/tool/linux_amd64/compile", "-o", "/tmp/ghostrun-4242-abc/tmp/go-build3141592/b011/_pkg_.a",
                        "-p", "fmt"]
+        XCTAssertEqual(names.name(arguments: compile, exe: "/opt/go/pkg/tool/linux_amd64/compile"), "compile -p fmt")
         XCTAssertEqual(names.name(arguments: compile, exe: "/opt/go/pkg/tool/linux_amd64/compile"),
-                       "compile -o $WORK/tmp/go-build*/b011/_pkg_.a -p fmt")
-        XCTAssertEqual(names.name(arguments: compile, exe: "/opt/go/pkg/tool/linux_amd64/compile"),
-                       "compile -o $WORK/tmp/go-build*/b011/_pkg_.a -p fmt #2")
+                       "compile -p fmt #2")
+        let link = ["/opt/go/pkg/tool/linux_amd64/link", "-o", "/tmp/ghostrun-4242-abc/tmp/go-build99/b001/exe/a.out"]
+        XCTAssertEqual(names.name(arguments: link, exe: nil), "link -o $WORK/tmp/go-build*/b001/exe/a.out")
+        let long = names.name(arguments: ["vet"] + Array(repeating: "/opt/go/src/x.go", count: 40), exe: nil)
+        XCTAssertTrue(long.hasPrefix("vet $GOROOT/src/x.go") && long.contains("… #"), long)
+        XCTAssertLessThan(long.count, 200)
         XCTAssertEqual(ProcessIdentity.replaceBuildDirectories("a/go-build/x go-build12 go-build"),
                        "a/go-build/x go-build* go-build")
     }

@@ -20,7 +20,7 @@ struct RunMonitor {
         var lastCPU: UInt64 = 0
         var lastOutput = 0
         var processCount = 0
-        /// Each live process's CPU ticks over the last two seconds, for `cpuMovingAtEnd`: only the processes alive
+        /// Each live process's CPU ticks over the last window, for `cpuMovingAtEnd`: only the processes alive
         /// at the end count, whatever the ones that already exited used.
         var cpuHistory: [(ContinuousClock.Instant, [Int32: UInt64])] = []
         /// The time the run could run (wall time minus the host's stalls), as of the last round.
@@ -293,7 +293,10 @@ struct RunMonitor {
             state.processCount = seen
         }
         state.cpuHistory.append((now, sample.cpuTicks))
-        state.cpuHistory.removeAll { now - $0.0 > .seconds(2) }
+        // The last window: two seconds, or hang_after when shorter (a run that made no progress for hang_after
+        // cannot be spinning on CPU it used before that).
+        let window = min(.seconds(2), limits.hangAfter)
+        state.cpuHistory.removeAll { now - $0.0 > window }
     }
 
     /// Whether the run is out of time or has made no progress for `hang_after`, both counted in the time it could

@@ -44,7 +44,8 @@ final class CompiledFault: @unchecked Sendable {
     /// machine. What stays up to the scheduler: the order of calls among one process's own threads when they make
     /// matching calls without a path (or on one path) concurrently.
     ///
-    /// Returns the count that decided (the process's match number), or nil when the call is not injected.
+    /// Returns the count that decided (the process's own match number; for a probability draw on a call with a
+    /// path, that process's match number on that path), or nil when the call is not injected.
     func decide(seed: UInt64, process: String, path: String?) -> UInt64? {
         let count = matchesByProcess[process, default: 0] + 1
         matchesByProcess[process] = count
@@ -55,7 +56,8 @@ final class CompiledFault: @unchecked Sendable {
             let key = path.map { process + "\u{0}" + $0 } ?? process
             let drawCount = matchesByProcessPath[key, default: 0] + 1
             matchesByProcessPath[key] = drawCount
-            return FaultMatcher.draw(seed: seed, fault: index, key: key, count: drawCount) < p ? count : nil
+            return FaultMatcher.draw(seed: seed, fault: index, key: key, count: drawCount) < p
+                ? (path == nil ? count : drawCount) : nil
         }
     }
 }

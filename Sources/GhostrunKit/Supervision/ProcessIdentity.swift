@@ -6,8 +6,8 @@ import Foundation
 /// processes the same identities, whatever pids they got and in whatever order concurrent processes started, so a
 /// seeded fault can be decided from it (`CompiledFault.decide`).
 ///
-/// Example: `compile -o $WORK/b011/_pkg_.a -trimpath "$WORK/b011=>" -p fmt ...` (the `b011` numbers come from the
-/// go command's action graph, which does not depend on scheduling).
+/// Examples: `compile -p fmt`, `link -o $WORK/tmp/go-build*/b001/exe/a.out ...` (the `b001` numbers come from the go
+/// command's action graph, which does not depend on scheduling).
 struct ProcessIdentity {
     /// The run's temporary root (its `$WORK` and `GOTMPDIR` live below it) and the toolchain's root.
     let workRoot: String
@@ -28,11 +28,22 @@ struct ProcessIdentity {
         return count == 1 ? base : base + " #\(count)"
     }
 
-    /// The normalised command line: the program's base name, then each argument with the run's paths replaced.
+    /// The normalised command line: the program's base name, then each argument with the run's paths replaced. A
+    /// toolchain tool that names its package (`compile -p fmt`, `asm -p runtime`) is named by it; another command
+    /// line longer than `maxLength` keeps its start and a digest of the whole.
     func commandLine(arguments: [String], exe: String?) -> String {
         let program = (exe ?? arguments.first).map { ($0 as NSString).lastPathComponent } ?? "?"
-        return ([program] + arguments.dropFirst().map(normalised)).joined(separator: " ")
+        let rest = arguments.dropFirst().map(normalised)
+        if let flag = rest.firstIndex(of: "-p"), flag + 1 < rest.endIndex {
+            return "\(program) -p \(rest[flag + 1])"
+        }
+        let whole = ([program] + rest).joined(separator: " ")
+        guard whole.count > ProcessIdentity.maxLength else { return whole }
+        return String(whole.prefix(ProcessIdentity.maxLength)) + "… #"
+            + String(FaultMatcher.fnv1a(whole), radix: 16)
     }
+
+    static let maxLength = 160
 
     func normalised(_ argument: String) -> String {
         var text = argument

@@ -249,7 +249,9 @@ public final class Supervisor: @unchecked Sendable {
         var delay: Duration?
         var action = "continue"
         for fault in faults where fault.applies(comm: who.comm, exe: who.exe, path: path) {
-            guard let match = fault.decide(seed: plan.seed, process: who.key, path: path) else { continue }
+            // The path as the run names it ($WORK/...), not this run's temporary directory: the same in every run.
+            guard let match = fault.decide(seed: plan.seed, process: who.key, path: path.map(processNames.normalised))
+            else { continue }
             delay = fault.fault.delay
             if path == nil, let argument = FaultMatcher.pathArgument[syscall] {
                 // Evidence names the path of every injected call, even when no filter needed it.
