@@ -35,8 +35,11 @@ _Static_assert(sizeof(ghostrun_bpf_insn) == sizeof(struct sock_filter), "BPF ins
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
 #endif
 
+/// A record the child writes to the report pipe: a failure (`skipped_op` -1; the child then exits), or a notice
+/// that the mount step `skipped_op` found its host mount gone and that mount was skipped (the child goes on).
 typedef struct {
     int error;
+    int skipped_op;
     char step[GHOSTRUN_STEP_LEN];
 } child_failure;
 
@@ -59,10 +62,20 @@ static void write_all(int fd, const void *buf, size_t len) {
     }
 }
 
+static void child_notice_skipped(int report_fd, const char *step, int op) {
+    child_failure notice;
+    memset(&notice, 0, sizeof notice);
+    notice.error = errno;
+    notice.skipped_op = op;
+    copy_step(notice.step, step);
+    write_all(report_fd, &notice, sizeof notice);
+}
+
 __attribute__((noreturn)) static void child_fail(int report_fd, const char *step) {
     child_failure failure;
     memset(&failure, 0, sizeof failure);
     failure.error = errno;
+    failure.skipped_op = -1;
     copy_step(failure.step, step);
     write_all(report_fd, &failure, sizeof failure);
     _exit(127);
@@ -130,73 +143,78 @@ static unsigned long mount_flags(uint64_t flags) {
     return result;
 }
 
+/// One mount step. Returns 0, or -1 with errno set.
+static int mount_step(const ghostrun_mount_op *op, int kept[GHOSTRUN_MAX_KEPT_TREES]) {
+    int slot_ok = op->slot >= 0 && op->slot < GHOSTRUN_MAX_KEPT_TREES;
+    switch (op->kind) {
+    case GHOSTRUN_MOUNT_TMPFS:
+        return mount("tmpfs", op->target, "tmpfs", mount_flags(op->flags), op->data);
+    case GHOSTRUN_MOUNT_BIND:
+        return mount(op->source, op->target, NULL, MS_BIND | MS_REC, NULL);
+    case GHOSTRUN_MOUNT_SETATTR: {
+        struct ghostrun_mount_attr attr = {.attr_set = op->flags};
+        return syscall(SYS_mount_setattr, AT_FDCWD, op->target, AT_RECURSIVE, &attr, sizeof attr) == 0 ? 0 : -1;
+    }
+    case GHOSTRUN_MOUNT_KEEP:
+        if (!slot_ok) {
+            errno = EINVAL;
+            return -1;
+        }
+        kept[op->slot] = (int)syscall(SYS_open_tree, AT_FDCWD, op->target,
+                                      GHOSTRUN_OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC);
+        return kept[op->slot] < 0 ? -1 : 0;
+    case GHOSTRUN_MOUNT_RESTORE:
+        if (!slot_ok || kept[op->slot] < 0) {
+            errno = EINVAL;
+            return -1;
+        }
+        if (make_directories(op->target) != 0) return -1;
+        if (syscall(SYS_move_mount, kept[op->slot], "", AT_FDCWD, op->target, GHOSTRUN_MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+            return -1;
+        }
+        close(kept[op->slot]);
+        kept[op->slot] = -1;
+        return 0;
+    case GHOSTRUN_MOUNT_MKDIR:
+        return make_directories(op->target);
+    case GHOSTRUN_MOUNT_OVERLAY:
+        return mount("overlay", op->target, "overlay", mount_flags(op->flags), op->data);
+    case GHOSTRUN_MOUNT_BIND_ONE:
+        return mount(op->source, op->target, NULL, MS_BIND, NULL);
+    case GHOSTRUN_MOUNT_PIVOT:
+        // pivot_root(".", "."): the old root ends up stacked on the new one and is detached at once, so
+        // nothing of the host's tree stays reachable but what was bound into the new root.
+        if (chdir(op->target) != 0 || syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 ||
+            chdir("/") != 0) {
+            return -1;
+        }
+        return 0;
+    default:
+        errno = EINVAL;
+        return -1;
+    }
+}
+
+/// Whether a failed step of a replicated host mount means that mount went away after the plan read the mount
+/// table (another program unmounted it and removed its directory): the mount is skipped, not the run.
+static int host_mount_vanished(int error) {
+    return error == ENOENT || error == ENOTDIR || error == ESTALE;
+}
+
 static void apply_mounts(const ghostrun_spawn_config *c, int report_fd) {
     int kept[GHOSTRUN_MAX_KEPT_TREES];
     for (int i = 0; i < GHOSTRUN_MAX_KEPT_TREES; i++) kept[i] = -1;
+    int skipping = -1;
     for (int i = 0; i < c->mount_op_count; i++) {
         const ghostrun_mount_op *op = &c->mount_ops[i];
-        int slot_ok = op->slot >= 0 && op->slot < GHOSTRUN_MAX_KEPT_TREES;
-        switch (op->kind) {
-        case GHOSTRUN_MOUNT_TMPFS:
-            if (mount("tmpfs", op->target, "tmpfs", mount_flags(op->flags), op->data) != 0) {
-                child_fail(report_fd, op->step);
-            }
-            break;
-        case GHOSTRUN_MOUNT_BIND:
-            if (mount(op->source, op->target, NULL, MS_BIND | MS_REC, NULL) != 0) child_fail(report_fd, op->step);
-            break;
-        case GHOSTRUN_MOUNT_SETATTR: {
-            struct ghostrun_mount_attr attr = {.attr_set = op->flags};
-            if (syscall(SYS_mount_setattr, AT_FDCWD, op->target, AT_RECURSIVE, &attr, sizeof attr) != 0) {
-                child_fail(report_fd, op->step);
-            }
-            break;
+        if (op->group >= 0 && op->group == skipping) continue;
+        if (mount_step(op, kept) == 0) continue;
+        if (op->group >= 0 && host_mount_vanished(errno)) {
+            child_notice_skipped(report_fd, op->step, i);
+            skipping = op->group;
+            continue;
         }
-        case GHOSTRUN_MOUNT_KEEP:
-            if (!slot_ok) {
-                errno = EINVAL;
-                child_fail(report_fd, op->step);
-            }
-            kept[op->slot] = (int)syscall(SYS_open_tree, AT_FDCWD, op->target,
-                                          GHOSTRUN_OPEN_TREE_CLONE | AT_RECURSIVE | O_CLOEXEC);
-            if (kept[op->slot] < 0) child_fail(report_fd, op->step);
-            break;
-        case GHOSTRUN_MOUNT_RESTORE:
-            if (!slot_ok || kept[op->slot] < 0) {
-                errno = EINVAL;
-                child_fail(report_fd, op->step);
-            }
-            if (make_directories(op->target) != 0) child_fail(report_fd, op->step);
-            if (syscall(SYS_move_mount, kept[op->slot], "", AT_FDCWD, op->target,
-                        GHOSTRUN_MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-                child_fail(report_fd, op->step);
-            }
-            close(kept[op->slot]);
-            kept[op->slot] = -1;
-            break;
-        case GHOSTRUN_MOUNT_MKDIR:
-            if (make_directories(op->target) != 0) child_fail(report_fd, op->step);
-            break;
-        case GHOSTRUN_MOUNT_OVERLAY:
-            if (mount("overlay", op->target, "overlay", mount_flags(op->flags), op->data) != 0) {
-                child_fail(report_fd, op->step);
-            }
-            break;
-        case GHOSTRUN_MOUNT_BIND_ONE:
-            if (mount(op->source, op->target, NULL, MS_BIND, NULL) != 0) child_fail(report_fd, op->step);
-            break;
-        case GHOSTRUN_MOUNT_PIVOT:
-            // pivot_root(".", "."): the old root ends up stacked on the new one and is detached at once, so
-            // nothing of the host's tree stays reachable but what was bound into the new root.
-            if (chdir(op->target) != 0 || syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 ||
-                chdir("/") != 0) {
-                child_fail(report_fd, op->step);
-            }
-            break;
-        default:
-            errno = EINVAL;
-            child_fail(report_fd, op->step);
-        }
+        child_fail(report_fd, op->step);
     }
     for (int i = 0; i < GHOSTRUN_MAX_KEPT_TREES; i++) {
         if (kept[i] >= 0) close(kept[i]);
@@ -406,13 +424,24 @@ int ghostrun_spawn(const ghostrun_spawn_config *config, pid_t *pid_out, char *st
         return fork_errno;
     }
 
+    // Records until EOF (execve closed the pipe): notices of skipped host mounts, then at most one failure.
     child_failure failure;
     size_t got = 0;
-    while (got < sizeof failure) {
-        ssize_t n = read(report[0], (char *)&failure + got, sizeof failure - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += (size_t)n;
+    for (;;) {
+        got = 0;
+        while (got < sizeof failure) {
+            ssize_t n = read(report[0], (char *)&failure + got, sizeof failure - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            got += (size_t)n;
+        }
+        if (got < sizeof failure || failure.skipped_op < 0) break;
+        if (config->skipped_ops != NULL && config->skipped_count != NULL &&
+            *config->skipped_count < config->mount_op_count) {
+            config->skipped_ops[*config->skipped_count] = failure.skipped_op;
+            config->skipped_errors[*config->skipped_count] = failure.error;
+            *config->skipped_count += 1;
+        }
     }
     close(report[0]);
     if (got == 0) {

@@ -111,6 +111,17 @@ final class HermeticRootTests: XCTestCase {
         XCTAssertEqual(plan.view.readOnly, [])
         XCTAssertEqual(plan.view.writable, ["/tmp/ghostrun-1-1-abc"])
         XCTAssertTrue(ops.allSatisfy { $0.step.hasPrefix("hermetic") && $0.step.utf8.count < 32 })
+        // Only the replicas of the host's mounts may be skipped when their mount vanished (issue 18): the stage, the
+        // root, the run's own tree and the pivot must work or the run is a harness error.
+        for op in ops {
+            if op.step.hasPrefix("hermetic[") {
+                XCTAssertNotNil(op.replicates, "\(op)")
+                XCTAssertTrue(op.target == root + op.replicates! || op.target.hasPrefix(stage + "/upper/")
+                              || op.target.hasPrefix(stage + "/work/"), "\(op)")
+            } else {
+                XCTAssertNil(op.replicates, "\(op.step) must not be skippable")
+            }
+        }
     }
 
     /// A container's root: an overlay root, a file bound from the host (ext4, writable), an NFS home.

@@ -42,6 +42,9 @@ typedef struct ghostrun_mount_op {
     const char *target;
     const char *data;
     uint64_t flags;
+    /// -1, or the replicated host mount this step belongs to: when a step of a group fails because the host mount
+    /// went away (ENOENT, ENOTDIR, ESTALE), the group's remaining steps are skipped and the parent told.
+    int group;
     char step[GHOSTRUN_STEP_LEN];
 } ghostrun_mount_op;
 
@@ -109,6 +112,11 @@ typedef struct ghostrun_spawn_config {
     int loopback_up;
     const ghostrun_mount_op *mount_ops;
     int mount_op_count;
+    /// Filled by ghostrun_spawn in the parent (room for `mount_op_count`, or NULL): the index and errno of the step
+    /// at which each skipped group stopped, and how many.
+    int *skipped_ops;
+    int *skipped_errors;
+    int *skipped_count;
 
     /// A Landlock ruleset created by the parent (`ghostrun_landlock_create_ruleset`), or -1. The child adds the
     /// rules after the mount steps (a rule holds the inode it was opened on, and a hermetic run's files are the

@@ -271,6 +271,8 @@ public struct RunObservation: Codable, Equatable, Sendable {
     public var outputFiles: OutputFiles?
     /// How much the host stalled the run, and the time its limits were measured in (`RunClock`).
     public var stall: StallEvidence?
+    /// Host mounts left out of the hermetic view because another program removed them while the run started.
+    public var skippedMounts: [String] = []
     public init(termination: Termination, durationMs: Int, stdout: String, stderr: String,
                 successArtifact: String? = nil, artifactExists: Bool? = nil, successStdout: String? = nil,
                 processes: [ProcessObservation] = [], denials: [Denial] = [], cgroup: CgroupObservation? = nil,

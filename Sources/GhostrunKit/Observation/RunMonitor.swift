@@ -69,6 +69,8 @@ struct RunMonitor {
     /// ghostrun's BPF program for this run (`RunPlan.observeWithBPF`): exact process tree, attestation, and the
     /// calls counted in the kernel.
     let bpfTracer: BPFTracer?
+    /// Host mounts the hermetic view skipped: they vanished before the child copied the mount table.
+    let skippedMounts: [String]
     /// `timeout` and `hang_after` after `--timeout-scale`, and the stretch bound.
     let limits: RunLimits
     private(set) var state: State
@@ -161,8 +163,9 @@ struct RunMonitor {
         let processEvents = ProcessEvents.shared.map { (listener: $0, mark: $0.begin()) }
         timer.mark("proc events")
         let pid: pid_t
+        let skippedMounts: [String]
         do {
-            pid = try Spawner.spawn(spawn, joining: cgroup)
+            (pid, skippedMounts) = try Spawner.spawnChild(spawn, joining: cgroup).unpacked
             timer.mark("fork..exec")
         } catch {
             _ = bpfTracer?.stop()
@@ -198,6 +201,7 @@ struct RunMonitor {
         self.processEvents = processEvents
         self.pid = pid
         self.bpfTracer = bpfTracer
+        self.skippedMounts = skippedMounts
         self.limits = RunLimits(timeout: scenario.timeout, hangAfter: scenario.hangAfter, scale: options.timeoutScale,
                                 maxStretch: options.maxStretch)
         self.state = State(
@@ -443,6 +447,7 @@ struct RunMonitor {
         observation.processCount = processCount
         observation.cgroup?.cpu = cpuThrottling
         observation.stall = stall
+        observation.skippedMounts = skippedMounts
         if let stdoutPath = stdout.copyPath, let stderrPath = stderr.copyPath {
             observation.outputFiles = OutputFiles(
                 stdout: stdoutPath, stderr: stderrPath, stdoutBytes: stdout.byteCount, stderrBytes: stderr.byteCount,

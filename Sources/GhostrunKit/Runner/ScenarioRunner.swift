@@ -35,6 +35,10 @@ public struct RunnerOptions: Sendable {
     /// Measure host stalls from the threads' run-queue wait even where PSI is there (`GHOSTRUN_STALL_SOURCE=schedstat`;
     /// the fallback's own tests use it).
     public var schedstatStalls = ProcessInfo.processInfo.environment["GHOSTRUN_STALL_SOURCE"] == "schedstat"
+    /// Where a hermetic run's plan reads the host's mount table (ghostrun's `/proc/self/mountinfo`). The table can
+    /// change before the child copies it; tests read it here and then change the host in that window, as another
+    /// program would.
+    public var hostMountTable: @Sendable () -> [HostMount] = { HermeticRoot.currentMounts() }
 
     public init(hierarchies: CgroupHierarchies = .discover(),
                 requireHost: Bool = ProcessInfo.processInfo.environment["GHOSTRUN_REQUIRE_HOST"] == "1",
@@ -151,7 +155,7 @@ public final class ScenarioRunner: Sendable {
             plan = try RunPlan.resolve(scenario: scenario, toolchain: toolchain, host: host, work: work,
                                        traceOut: options.traceOut, observeWithBPF: options.traceBackend == .bpf,
                                        sharedCache: try sharedCache(for: toolchain),
-                                       hermetic: options.hostWrites ? nil : HermeticRoot.currentMounts())
+                                       hermetic: options.hostWrites ? nil : options.hostMountTable())
         } catch let error as HostUnsupported {
             return unsupportedHost(scenario, toolchain, reason: error.reason)
         } catch {
@@ -209,6 +213,7 @@ public final class ScenarioRunner: Sendable {
         result.durationMs = observation.durationMs
         result.evidence.policy = plan.policyEvidence
         result.evidence.filesystem = plan.fileSystemView
+        if !observation.skippedMounts.isEmpty { result.evidence.filesystem?.skipped = observation.skippedMounts }
         result.evidence.landlock = plan.spawn.landlock.map(LandlockEvidence.init)
         result.outputFiles = observation.outputFiles
         timer.mark("classify+result")

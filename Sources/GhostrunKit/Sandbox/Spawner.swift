@@ -89,12 +89,29 @@ public struct CapabilityPlan: Sendable, Equatable {
     }
 }
 
+/// A child that reached execve, and the host mounts its hermetic view skipped because they vanished.
+public struct SpawnedChild: Sendable {
+    public var pid: pid_t
+    /// `mount point (ERRNO)` of each replicated host mount that went away before the child could copy it.
+    public var skippedMounts: [String]
+}
+
 public enum Spawner {
+    /// Forks and execs the plan with the child joining `cgroup` before anything else.
+    public static func spawn(_ plan: SpawnPlan, joining cgroup: RunCgroup) throws -> pid_t {
+        try spawnChild(plan, joining: cgroup).pid
+    }
+
+    /// Forks and execs the plan; returns the child's pid once execve succeeded.
+    public static func spawn(_ plan: SpawnPlan) throws -> pid_t {
+        try spawnChild(plan).pid
+    }
+
     /// Forks and execs the plan with the child joining `cgroup` before anything else.
     ///
     /// The cgroup's descriptors are used under its lock, so a concurrent teardown waits for the spawn instead of
     /// closing them under it; a cgroup already torn down throws and starts nothing (the child would run outside it).
-    public static func spawn(_ plan: SpawnPlan, joining cgroup: RunCgroup) throws -> pid_t {
+    public static func spawnChild(_ plan: SpawnPlan, joining cgroup: RunCgroup) throws -> SpawnedChild {
         try cgroup.withJoinDescriptors { descriptors in
             var plan = plan
             plan.cgroupDescriptors = descriptors
@@ -107,13 +124,13 @@ public enum Spawner {
                 plan.cgroupDirectoryProcsIndex = 0
             }
             defer { if directory >= 0 { System.close(directory) } }
-            return try spawn(plan)
+            return try spawnChild(plan)
         }
     }
 
-    /// Forks and execs the plan; returns the child's pid once execve succeeded. A failing step between fork and
+    /// Forks and execs the plan; returns the child once execve succeeded. A failing step between fork and
     /// exec throws a `HarnessError` whose `step` is the step's name (`chdir`, `execve`, ...).
-    public static func spawn(_ plan: SpawnPlan) throws -> pid_t {
+    public static func spawnChild(_ plan: SpawnPlan) throws -> SpawnedChild {
         var config = ghostrun_spawn_config()
         var allocations: [UnsafeMutablePointer<CChar>] = []
         defer { allocations.forEach { free($0) } }
@@ -183,10 +200,17 @@ public enum Spawner {
         if plan.joinNetworkNamespace >= 0 { config.new_network_namespace = 0 }
         if let landlock = plan.landlock { config.landlock_ruleset = try Landlock.createRuleset(landlock) }
         defer { if config.landlock_ruleset >= 0 { close(config.landlock_ruleset) } }
+        // Steps replicating one host mount share a group: the C target skips the rest of a group whose mount vanished.
+        var groups: [String: Int32] = [:]
         let mountOperations = plan.mountOperations.map { operation -> ghostrun_mount_op in
             var op = ghostrun_mount_op()
             op.target = UnsafePointer(cString(operation.target))
             op.flags = operation.flags
+            op.group = -1
+            if let replicated = operation.replicates {
+                op.group = groups[replicated] ?? Int32(groups.count)
+                groups[replicated] = op.group
+            }
             switch operation.kind {
             case .tmpfs(let data):
                 op.kind = GHOSTRUN_MOUNT_TMPFS
@@ -222,6 +246,9 @@ public enum Spawner {
 
         var pid: pid_t = 0
         var step = [CChar](repeating: 0, count: Int(GHOSTRUN_STEP_LEN))
+        var skippedOps = [Int32](repeating: -1, count: max(1, mountOperations.count))
+        var skippedErrors = [Int32](repeating: 0, count: max(1, mountOperations.count))
+        var skippedCount: Int32 = 0
         let instructions = plan.filter?.instructions ?? []
         let status: Int32 = argv.withUnsafeBufferPointer { argvBuffer in
             envp.withUnsafeBufferPointer { envpBuffer in
@@ -234,6 +261,12 @@ public enum Spawner {
                     config.landlock_rule_count = Int32(landlockPathBuffer.count)
                     config.mount_ops = mountBuffer.baseAddress
                     config.mount_op_count = Int32(mountBuffer.count)
+                    return skippedOps.withUnsafeMutableBufferPointer { skippedBuffer in
+                    skippedErrors.withUnsafeMutableBufferPointer { errorBuffer in
+                    withUnsafeMutablePointer(to: &skippedCount) { countPointer in
+                    config.skipped_ops = skippedBuffer.baseAddress
+                    config.skipped_errors = errorBuffer.baseAddress
+                    config.skipped_count = countPointer
                     config.path = UnsafePointer(path)
                     config.workdir = workdir.map { UnsafePointer($0) }
                     config.argv = UnsafePointer(argvBuffer.baseAddress)
@@ -243,6 +276,9 @@ public enum Spawner {
                         config.filter_len = UInt16(filterBuffer.count)
                     }
                     return ghostrun_spawn(&config, &pid, &step)
+                    }
+                    }
+                    }
                   }
                   }
                   }
@@ -263,6 +299,16 @@ public enum Spawner {
             }
             throw HarnessError.spawn(step: stepName, errno: status)
         }
-        return pid
+        let skipped = (0..<Int(skippedCount)).compactMap { index -> String? in
+            let op = Int(skippedOps[index])
+            guard plan.mountOperations.indices.contains(op) else { return nil }
+            let mountPoint = plan.mountOperations[op].replicates ?? plan.mountOperations[op].target
+            return "\(mountPoint) (\(Errno(rawValue: skippedErrors[index]).name ?? String(skippedErrors[index])))"
+        }
+        return SpawnedChild(pid: pid, skippedMounts: skipped)
     }
+}
+
+extension SpawnedChild {
+    var unpacked: (pid_t, [String]) { (pid, skippedMounts) }
 }

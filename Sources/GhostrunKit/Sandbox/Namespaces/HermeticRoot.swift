@@ -98,9 +98,28 @@ public struct FileSystemView: Codable, Equatable, Sendable {
     /// Real directories bound through writable: the run's own tree (`$WORK` and its private Go directories) and
     /// the `--shared-cache` directory.
     public var writable: [String]
+    /// Host mounts that went away between the plan's read of the mount table and the run's copy of it (another
+    /// program unmounted them): not in the view, with the errno the step met (`/var/lib/x/shm (ENOENT)`).
+    public var skipped: [String] = []
 
     enum CodingKeys: String, CodingKey {
-        case mode, overlaid, readOnly = "read_only", writable
+        case mode, overlaid, readOnly = "read_only", writable, skipped
+    }
+
+    public init(mode: String, overlaid: [String], readOnly: [String], writable: [String]) {
+        self.mode = mode
+        self.overlaid = overlaid
+        self.readOnly = readOnly
+        self.writable = writable
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        mode = try c.decode(String.self, forKey: .mode)
+        overlaid = try c.decode([String].self, forKey: .overlaid)
+        readOnly = try c.decode([String].self, forKey: .readOnly)
+        writable = try c.decode([String].self, forKey: .writable)
+        skipped = try c.decodeIfPresent([String].self, forKey: .skipped) ?? []
     }
 
     /// `--host-writes`.
@@ -140,21 +159,21 @@ public enum HermeticRoot {
         ]
         var view = FileSystemView(mode: "overlay", overlaid: [], readOnly: [], writable: writable)
         var layer = 0
-        func overlay(lower: String, target: String, mount: HostMount, step: String) {
+        func overlay(lower: String, target: String, mount: HostMount, step: String, replicates: String?) {
             let upper = "\(stage)/upper/\(layer)"
             let work = "\(stage)/work/\(layer)"
             layer += 1
-            operations.append(MountOperation(kind: .makeDirectory, target: upper, step: step))
-            operations.append(MountOperation(kind: .makeDirectory, target: work, step: step))
+            operations.append(MountOperation(kind: .makeDirectory, target: upper, step: step, replicates: replicates))
+            operations.append(MountOperation(kind: .makeDirectory, target: work, step: step, replicates: replicates))
             operations.append(MountOperation(
                 kind: .overlay(options: "lowerdir=\(escape(lower)),upperdir=\(escape(upper)),workdir=\(escape(work))"),
-                target: target, flags: flags(of: mount), step: step))
+                target: target, flags: flags(of: mount), step: step, replicates: replicates))
         }
 
         // The root first; a host whose root cannot be overlaid cannot run hermetically.
         let rootMount = HostMount.visible(mounts).last(where: { $0.mountPoint == "/" })
             ?? HostMount(mountPoint: "/", fileSystemType: "unknown")
-        overlay(lower: "/", target: root, mount: rootMount, step: "hermetic-root")
+        overlay(lower: "/", target: root, mount: rootMount, step: "hermetic-root", replicates: nil)
         view.overlaid.append("/")
 
         // A mount shadowed by a later one at the same point is invisible on the host; replicating the visible ones in
@@ -172,15 +191,20 @@ public enum HermeticRoot {
             let underKernelTree = ["/proc", "/sys"].contains {
                 mount.mountPoint == $0 || mount.mountPoint.hasPrefix($0 + "/")
             }
+            // Every step of a host mount's replica may find that mount gone (another program's): skipped, listed.
+            let replicates = mount.mountPoint
             if mount.readOnly || kernelInterfaces.contains(mount.fileSystemType) || underKernelTree {
-                operations.append(MountOperation(kind: .bindOne(source: mount.mountPoint), target: target, step: step))
+                operations.append(MountOperation(kind: .bindOne(source: mount.mountPoint), target: target, step: step,
+                                                 replicates: replicates))
             } else if overlayable.contains(mount.fileSystemType) && isDirectory(mount.mountPoint) {
-                overlay(lower: mount.mountPoint, target: target, mount: mount, step: step)
+                overlay(lower: mount.mountPoint, target: target, mount: mount, step: step, replicates: replicates)
                 view.overlaid.append(mount.mountPoint)
             } else {
-                operations.append(MountOperation(kind: .bindOne(source: mount.mountPoint), target: target, step: step))
+                operations.append(MountOperation(kind: .bindOne(source: mount.mountPoint), target: target, step: step,
+                                                 replicates: replicates))
                 operations.append(MountOperation(kind: .setAttributes, target: target,
-                                                 flags: UInt64(GHOSTRUN_MOUNT_RDONLY), step: step))
+                                                 flags: UInt64(GHOSTRUN_MOUNT_RDONLY), step: step,
+                                                 replicates: replicates))
                 view.readOnly.append("\(mount.mountPoint) (\(mount.fileSystemType))")
             }
         }

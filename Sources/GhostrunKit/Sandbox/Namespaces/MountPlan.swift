@@ -40,6 +40,18 @@ public struct MountOperation: Sendable, Equatable {
     public var flags: UInt64 = 0
     /// Names the step in a failure: `sandbox.mounts[1]`, `keep-work`, `restore-work`.
     public var step: String
+    /// The host mount a hermetic view's step replicates (its mount point), when that mount may vanish under the run:
+    /// another program can unmount it between the plan's read of the mount table and the child's copy. Such a
+    /// mount's remaining steps are then skipped and listed (`FileSystemView.skipped`), never a harness error.
+    public var replicates: String?
+
+    public init(kind: Kind, target: String, flags: UInt64 = 0, step: String, replicates: String? = nil) {
+        self.kind = kind
+        self.target = target
+        self.flags = flags
+        self.step = step
+        self.replicates = replicates
+    }
 }
 
 /// Turns `sandbox.mounts` into the child's mount steps.
