@@ -168,6 +168,35 @@ final class UntrustedScenarioTests: XCTestCase {
         XCTAssertNil(loadError(file, allowHostFixtures: true))
     }
 
+    /// A catalog copied without its `.git` (issue 18): the directory given to ghostrun is the tree its fixtures may
+    /// come from; outside it they are still refused, and the message names both trees.
+    func testTheDirectoryGivenOnTheCommandLineIsTheFixturesTree() throws {
+        let catalog = scratch + "/copied-catalog"
+        try FileManager.default.createDirectory(atPath: catalog + "/seed", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: catalog + "/fixtures/hello", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: catalog + "/fixtures/hello/main.go", contents: Data("package main\n".utf8))
+        let file = catalog + "/seed/s.yaml"
+        FileManager.default.createFile(
+            atPath: file, contents: Data("name: t\nrun: [go, version]\nfixture: ../fixtures/hello\n".utf8))
+        // The file alone: its own directory is its tree (no repository around the scratch directory).
+        let alone = try XCTUnwrap(loadError(file))
+        XCTAssert(alone.contains("outside the scenario's tree"), alone)
+        // The catalog's directory given: the fixture is inside it.
+        XCTAssertNoThrow(try ScenarioLoader.load(paths: [catalog]))
+        // Still refused beyond it, naming the directory given.
+        let victim = try makeVictim()
+        FileManager.default.createFile(
+            atPath: file, contents: Data("name: t\nrun: [go, version]\nfixture: \(victim.directory)\n".utf8))
+        do {
+            _ = try ScenarioLoader.load(paths: [catalog])
+            XCTFail("a fixture outside the given directory loaded")
+        } catch {
+            let text = "\(error)"
+            XCTAssert(text.contains("s.yaml:3: fixture:") && text.contains("directory given on the command line"), text)
+            XCTAssert(text.contains("hint:"), text)
+        }
+    }
+
     func testFixtureSymlinkLeavingTheFixtureIsBadInput() throws {
         let victim = try makeVictim()
         try FileManager.default.createDirectory(atPath: scratch + "/fx", withIntermediateDirectories: true)

@@ -48,9 +48,11 @@ public struct StallEvidence: Codable, Equatable, Sendable {
     /// The stalled share of the wall time, 0...1.
     public var stalledFraction: Double { wallMs > 0 ? Double(stalledMs) / Double(wallMs) : 0 }
 
-    /// `stalled on CPU 61% of 30.2 s` (the resource that stalled most), or nil below `threshold` (a quiet run).
-    public func summary(threshold: Double = 0.05) -> String? {
-        guard stalledFraction >= threshold else { return nil }
+    /// `stalled on CPU 61% of 30.2 s` (the resources in order of stall), or nil for a run the host barely held
+    /// back: under `threshold` of its wall time, or under `minimumMs` (a short run's few milliseconds waiting for a
+    /// CPU after each exec are noise, not a busy host).
+    public func summary(threshold: Double = 0.1, minimumMs: Int = 250) -> String? {
+        guard stalledFraction >= threshold, stalledMs >= minimumMs else { return nil }
         let resources = [("CPU", cpuMs), ("I/O", ioMs ?? 0), ("memory", memoryMs ?? 0)].filter { $0.1 > 0 }
             .sorted { $0.1 > $1.1 }.map(\.0)
         let on = resources.isEmpty ? "" : " on " + resources.joined(separator: "+")

@@ -13,25 +13,32 @@ public enum ScenarioLoader {
     /// Loads files and directories; directories are searched recursively for `*.yaml`, `*.yml` and `*.json` (hidden
     /// entries skipped), each directory's files sorted by path. Scenario names must be unique across everything
     /// loaded, because results are keyed by name.
+    ///
+    /// A directory given here is a tree the fixtures of the scenarios found in it may come from, besides each
+    /// scenario's own repository or directory: so a catalog copied without its `.git` (a release archive, an image)
+    /// loads as it does in its checkout.
     public static func load(paths: [String], allowHostFixtures: Bool = false) throws -> [Scenario] {
         var errors: [ScenarioError] = []
-        var files: [String] = []
+        var files: [(file: String, tree: String?)] = []
         var seenFiles: Set<String> = []
         for path in paths {
             do {
+                var isDirectory: ObjCBool = false
+                let tree = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+                    && isDirectory.boolValue ? URL(fileURLWithPath: path).resolvingSymlinksInPath().path : nil
                 for file in try scenarioFiles(at: path) {
                     // The same file reached twice (`dir dir/a.yaml`) is one scenario, not a duplicate name.
                     let key = URL(fileURLWithPath: file).standardizedFileURL.resolvingSymlinksInPath().path
-                    if seenFiles.insert(key).inserted { files.append(file) }
+                    if seenFiles.insert(key).inserted { files.append((file, tree)) }
                 }
             } catch {
                 errors += error.scenarioErrors
             }
         }
         var scenarios: [Scenario] = []
-        for file in files {
+        for (file, tree) in files {
             do {
-                scenarios += try load(file: file, allowHostFixtures: allowHostFixtures)
+                scenarios += try load(file: file, allowHostFixtures: allowHostFixtures, fixtureTree: tree)
             } catch {
                 errors += error.scenarioErrors
             }
@@ -41,8 +48,10 @@ public enum ScenarioLoader {
         return scenarios
     }
 
-    /// Loads one file, whatever its extension.
-    public static func load(file: String, allowHostFixtures: Bool = false) throws -> [Scenario] {
+    /// Loads one file, whatever its extension. `fixtureTree`: the directory given on the command line that holds it.
+    public static func load(file: String, allowHostFixtures: Bool = false, fixtureTree: String? = nil) throws
+        -> [Scenario]
+    {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: file))
@@ -53,11 +62,12 @@ public enum ScenarioLoader {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ScenarioError(file: file, line: nil, key: nil, message: "the file is not UTF-8 text")
         }
-        return try parse(text: text, file: file, allowHostFixtures: allowHostFixtures)
+        return try parse(text: text, file: file, allowHostFixtures: allowHostFixtures, fixtureTree: fixtureTree)
     }
 
     /// Parses the text of one scenario file; `file` names it in errors and locates relative `fixture`s.
-    public static func parse(text: String, file: String, allowHostFixtures: Bool = false) throws -> [Scenario] {
+    public static func parse(text: String, file: String, allowHostFixtures: Bool = false,
+                             fixtureTree: String? = nil) throws -> [Scenario] {
         try YAMLLimits.checkText(text, file: file)
         let root: Node?
         do {
@@ -75,7 +85,8 @@ public enum ScenarioLoader {
         }
         let directory = URL(fileURLWithPath: file).standardizedFileURL.deletingLastPathComponent().path
         let reader = ScenarioNodeReader(file: file)
-        let scenarios = ScenarioParser(reader: reader, directory: directory, allowHostFixtures: allowHostFixtures)
+        let scenarios = ScenarioParser(reader: reader, directory: directory, allowHostFixtures: allowHostFixtures,
+                                       fixtureTree: fixtureTree)
             .scenarios(from: root)
         let errors = reader.errors + (reader.errors.isEmpty ? duplicateNames(in: scenarios) : [])
         try ScenarioLoadErrors.throwIfAny(errors.sorted { ($0.line ?? 0) < ($1.line ?? 0) })

@@ -11,6 +11,9 @@ struct ScenarioParser {
     let directory: String
     /// `--allow-host-fixtures`: a fixture may be any host directory, not only one in the scenario's tree.
     var allowHostFixtures = false
+    /// The directory given on the command line that holds the file (symlinks resolved), if one was: fixtures may
+    /// come from anywhere inside it.
+    var fixtureTree: String? = nil
 
     static let topLevelKeys = [
         "name", "description", "tags", "go", "run", "files", "fixture", "workdir", "env", "env_clear", "paths",
@@ -205,11 +208,14 @@ struct ScenarioParser {
         }
         if !allowHostFixtures {
             let tree = Self.scenarioTree(of: directory)
+            let trees = [tree] + (fixtureTree.map { [$0] } ?? [])
             let real = URL(fileURLWithPath: standardized).resolvingSymlinksInPath().path
-            guard real == tree || real.hasPrefix(tree == "/" ? "/" : tree + "/") else {
+            guard trees.contains(where: { real == $0 || real.hasPrefix($0 == "/" ? "/" : $0 + "/") }) else {
+                let given = fixtureTree.map { " or the directory given on the command line `\($0)`" } ?? ""
                 throw reader.error(
-                    node, path, "fixture `\(standardized)` is outside the scenario's tree `\(tree)`",
-                    hint: "keep fixtures in the scenario's repository, or pass --allow-host-fixtures")
+                    node, path, "fixture `\(standardized)` is outside the scenario's tree `\(tree)`\(given)",
+                    hint: "keep fixtures inside the scenario's repository or the directory you pass to ghostrun "
+                        + "(e.g. `ghostrun run scenarios/`), or pass --allow-host-fixtures")
             }
         }
         if let problem = FixtureTree.problem(in: standardized) {
