@@ -195,8 +195,7 @@ struct Run: ParsableCommand {
         options.traceBackend = try resolveTraceBackend(traceBackend)
         options.passEnvironment = passEnv
         options.hostWrites = hostWrites
-        options.timeoutScale = timeoutScale
-            ?? ProcessInfo.processInfo.environment["GHOSTRUN_TIMEOUT_SCALE"].flatMap(Double.init) ?? 1
+        options.timeoutScale = timeoutScale ?? RunnerOptions.environmentTimeoutScale ?? 1
         options.maxStretch = maxStretch
         if hostWrites {
             warn("--host-writes: scenarios run as root on this host's own file systems; what one writes outside "

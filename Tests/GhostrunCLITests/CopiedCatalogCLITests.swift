@@ -36,4 +36,29 @@ extension CLITests {
         XCTAssertTrue(refused.stderr.contains("escape.yaml:3: fixture:"), refused.stderr)
         XCTAssertTrue(refused.stderr.contains("directory given on the command line"), refused.stderr)
     }
+
+    /// `--timeout-scale` and `--max-stretch` are checked before anything runs; a scaled run applies the scale.
+    func testTimeoutScaleAndMaxStretchAreCheckedAndApplied() throws {
+        let good = write("scaled.yaml", "name: scaled\nrun: [sh, -c, 'exit 0']\ntimeout: 2s\nhang_after: 1s\n")
+        for arguments in [["--timeout-scale", "0"], ["--timeout-scale", "-1"], ["--max-stretch", "0.5"],
+                          ["--timeout-scale", "nan"]] {
+            let result = try ghostrun(["run", good] + arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.stderr)")
+            XCTAssertTrue(result.stdout.isEmpty, "nothing may run: \(result.stdout)")
+        }
+        let badEnvironment = try ghostrun(["run", good], environment: ["GHOSTRUN_TIMEOUT_SCALE": "fast"])
+        XCTAssertEqual(badEnvironment.status, 2, badEnvironment.stderr)
+        XCTAssertTrue(badEnvironment.stderr.contains("GHOSTRUN_TIMEOUT_SCALE"), badEnvironment.stderr)
+        guard geteuid() == 0 else { return }
+        let json = temporary + "/scaled.json"
+        let scaled = try ghostrun(["run", good, "--timeout-scale", "4", "--max-stretch", "2", "--json", json])
+        XCTAssertEqual(scaled.status, 0, scaled.stderr + scaled.stdout)
+        let file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+        let result = (file?["results"] as? [[String: Any]])?.first
+        let stall = (result?["evidence"] as? [String: Any])?["stall"] as? [String: Any]
+        XCTAssertEqual(stall?["timeout_ms"] as? Int, 8000, "\(String(describing: stall))")
+        XCTAssertEqual(stall?["hang_after_ms"] as? Int, 4000)
+        XCTAssertEqual(stall?["max_stretch"] as? Double, 2)
+        XCTAssertEqual(stall?["source"] as? String, "psi")
+    }
 }

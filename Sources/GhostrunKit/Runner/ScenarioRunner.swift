@@ -27,8 +27,14 @@ public struct RunnerOptions: Sendable {
     /// `--host-writes`: the go command sees and writes the host's own file systems. By default a run is hermetic:
     /// it sees the host through a copy-on-write view whose writes are discarded with the run (`HermeticRoot`).
     public var hostWrites = false
-    /// `--timeout-scale F`: every scenario's `timeout` and `hang_after` times F (slow machines, emulators).
-    public var timeoutScale: Double = 1
+    /// `--timeout-scale F`: every scenario's `timeout` and `hang_after` times F (slow machines, emulators). Every
+    /// command's default is `GHOSTRUN_TIMEOUT_SCALE` when it holds a positive number (`run` refuses another value).
+    public var timeoutScale: Double = RunnerOptions.environmentTimeoutScale ?? 1
+    public static var environmentTimeoutScale: Double? {
+        ProcessInfo.processInfo.environment["GHOSTRUN_TIMEOUT_SCALE"].flatMap(Double.init).flatMap {
+            $0 > 0 && $0.isFinite ? $0 : nil
+        }
+    }
     /// `--max-stretch F`: host stalls may stretch a run's limits until its wall time reaches `timeout × F`; past
     /// that the result is `inconclusive`.
     public var maxStretch: Double = RunLimits.defaultMaxStretch
