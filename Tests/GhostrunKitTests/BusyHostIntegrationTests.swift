@@ -148,14 +148,7 @@ final class SeededFaultIntegrationTests: XCTestCase {
             seed: 7
             faults:
               - {syscall: openat, errno: EINTR, process: compile, path: "**/*.go", probability: 0.06}
-            files:
-              go.mod: |
-                module example.com/hello
-                go 1.19
-              main.go: |
-                package main
-                import "fmt"
-                func main() { fmt.Println("alive") }
+            fixture: ../fixtures/hello
             """
         func injected(_ result: RunResult) -> [String] {
             result.evidence.denials.filter { $0.action == "injected" }.map {

@@ -124,6 +124,27 @@ final class HermeticRootTests: XCTestCase {
         }
     }
 
+    /// Every systemd host has /proc/sys/fs/binfmt_misc as an autofs automount (recorded in the Debian 12 VM of
+    /// scripts/vm-test.sh): replicating it failed the first hermetic run with ELOOP, and following it would make the
+    /// host's automounter mount there. An untriggered autofs is left out and listed; a triggered one is covered by
+    /// the binfmt_misc mount on it, which is bound.
+    func testAnAutomountTriggerIsNotFollowed() {
+        let table = """
+            27 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+            23 27 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
+            34 23 0:29 / /proc/sys/fs/binfmt_misc rw,relatime shared:13 - autofs systemd-1 rw,fd=30,pgrp=1,direct
+            """
+        let plan = HermeticRoot.plan(mounts: HostMount.parse(mountinfo: table), stage: "/s", writable: [],
+                                     isDirectory: { _ in true })
+        XCTAssertFalse(plan.operations.contains { $0.target.hasSuffix("/binfmt_misc") }, "\(plan.operations)")
+        XCTAssertEqual(plan.view.skipped, ["/proc/sys/fs/binfmt_misc (autofs trigger, not followed)"])
+        let triggered = HermeticRoot.plan(
+            mounts: HostMount.parse(mountinfo: table + "\n51 34 0:45 / /proc/sys/fs/binfmt_misc rw,relatime - binfmt_misc binfmt_misc rw"),
+            stage: "/s", writable: [], isDirectory: { _ in true })
+        XCTAssertTrue(triggered.operations.contains { $0.target == "/s/root/proc/sys/fs/binfmt_misc" })
+        XCTAssertEqual(triggered.view.skipped, [])
+    }
+
     /// A container's root: an overlay root, a file bound from the host (ext4, writable), an NFS home.
     func testSingleFilesAndUnstackableFileSystemsAreShownReadOnly() {
         let table = """

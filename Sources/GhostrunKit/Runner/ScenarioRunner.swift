@@ -219,7 +219,7 @@ public final class ScenarioRunner: Sendable {
         result.durationMs = observation.durationMs
         result.evidence.policy = plan.policyEvidence
         result.evidence.filesystem = plan.fileSystemView
-        if !observation.skippedMounts.isEmpty { result.evidence.filesystem?.skipped = observation.skippedMounts }
+        result.evidence.filesystem?.skipped += observation.skippedMounts
         result.evidence.landlock = plan.spawn.landlock.map(LandlockEvidence.init)
         result.outputFiles = observation.outputFiles
         timer.mark("classify+result")

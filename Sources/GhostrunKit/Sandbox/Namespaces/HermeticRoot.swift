@@ -98,8 +98,9 @@ public struct FileSystemView: Codable, Equatable, Sendable {
     /// Real directories bound through writable: the run's own tree (`$WORK` and its private Go directories) and
     /// the `--shared-cache` directory.
     public var writable: [String]
-    /// Host mounts that went away between the plan's read of the mount table and the run's copy of it (another
-    /// program unmounted them): not in the view, with the errno the step met (`/var/lib/x/shm (ENOENT)`).
+    /// Host mounts not in the view: automount triggers (`/proc/sys/fs/binfmt_misc (autofs trigger, not followed)`),
+    /// and mounts that went away between the plan's read of the mount table and the run's copy of it (another
+    /// program unmounted them), with the errno the step met (`/var/lib/x/shm (ENOENT)`).
     public var skipped: [String] = []
 
     enum CodingKeys: String, CodingKey {
@@ -141,7 +142,7 @@ public enum HermeticRoot {
     /// Kernel interfaces: bound as they are (their files are the kernel's state, not storage to protect).
     static let kernelInterfaces: Set<String> = [
         "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "bpf", "tracefs", "debugfs", "securityfs",
-        "pstore", "mqueue", "hugetlbfs", "configfs", "fusectl", "binfmt_misc", "autofs", "nsfs", "efivarfs",
+        "pstore", "mqueue", "hugetlbfs", "configfs", "fusectl", "binfmt_misc", "nsfs", "efivarfs",
         "rpc_pipefs", "selinuxfs",
     ]
 
@@ -186,6 +187,13 @@ public enum HermeticRoot {
                 && mount.mountPoint != stage && !mount.mountPoint.hasPrefix(stage + "/")
         }.map(\.element)
         for (index, mount) in visible.enumerated() {
+            // An autofs mount that nothing is mounted on yet is a trigger (systemd's proc-sys-fs-binfmt_misc.automount
+            // on every systemd host): binding it would ask the host's automounter to mount there (a change on the
+            // host), and from the run's namespace the lookup fails with ELOOP. The view shows the directory under it.
+            if mount.fileSystemType == "autofs" {
+                view.skipped.append("\(mount.mountPoint) (autofs trigger, not followed)")
+                continue
+            }
             let target = root + mount.mountPoint
             let step = "hermetic[\(index)]"
             let underKernelTree = ["/proc", "/sys"].contains {
