@@ -496,6 +496,8 @@ int ghostrun_pidfd_send_signal(int pidfd, int sig) {
 
 int ghostrun_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
+void ghostrun_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+
 int ghostrun_memfd(const char *name) { return (int)syscall(SYS_memfd_create, name, 1U /* MFD_CLOEXEC */); }
 
 
@@ -527,6 +529,8 @@ pid_t ghostrun_spawn_reaper(const char *path, char *const *argv, int read_fd) {
         for (int fd = 3; fd < 1024; fd++) {
             if (fd != read_fd && fd != 2) close(fd);
         }
+        // The read end is close-on-exec in ghostrun (no other child may inherit it); only this copy survives exec.
+        if (fcntl(read_fd, F_SETFD, 0) != 0) _exit(127);
         char buffer[64];
         for (;;) {
             ssize_t n = read(read_fd, buffer, sizeof buffer);
@@ -572,6 +576,7 @@ typedef struct {
 static void *stall_thread(void *raw) {
     stall_args args = *(stall_args *)raw;
     free(raw);
+    ghostrun_set_thread_name("ghostrun-stall");
     stall_ready ready;
     memset(&ready, 0, sizeof ready);
     ready.namespace_fd = -1;
@@ -659,7 +664,15 @@ int ghostrun_stall_start(const uint32_t *addresses, const uint16_t *ports, int c
         return saved;
     }
     stall_args *args = calloc(1, sizeof *args);
-    out->accepted = 0;
+    if (args == NULL) {
+        close(stop[0]);
+        close(stop[1]);
+        close(ready_pipe[0]);
+        close(ready_pipe[1]);
+        copy_step(step_out, "stall-alloc");
+        return ENOMEM;
+    }
+    __atomic_store_n(&out->accepted, 0, __ATOMIC_RELAXED);
     args->count = count;
     for (int i = 0; i < count; i++) {
         args->addresses[i] = addresses[i];
@@ -679,7 +692,10 @@ int ghostrun_stall_start(const uint32_t *addresses, const uint16_t *ports, int c
         copy_step(step_out, "stall-thread");
         return status;
     }
+    // A short read (the thread died before reporting) leaves no descriptor to close.
     stall_ready ready;
+    memset(&ready, 0, sizeof ready);
+    ready.namespace_fd = -1;
     size_t got = 0;
     while (got < sizeof ready) {
         ssize_t n = read(ready_pipe[0], (char *)&ready + got, sizeof ready - got);
@@ -690,7 +706,7 @@ int ghostrun_stall_start(const uint32_t *addresses, const uint16_t *ports, int c
     close(ready_pipe[0]);
     out->thread = (unsigned long)thread;
     out->stop_fd = stop[1];
-    out->namespace_fd = ready.namespace_fd;
+    out->namespace_fd = got < sizeof ready ? -1 : ready.namespace_fd;
     if (got < sizeof ready || ready.error != 0) {
         ghostrun_stall_stop(out);
         copy_step(step_out, got < sizeof ready ? "stall-report" : ready.step);
@@ -698,6 +714,8 @@ int ghostrun_stall_start(const uint32_t *addresses, const uint16_t *ports, int c
     }
     return 0;
 }
+
+int ghostrun_stall_accepted(const ghostrun_stall *stall) { return __atomic_load_n(&stall->accepted, __ATOMIC_RELAXED); }
 
 void ghostrun_stall_stop(ghostrun_stall *stall) {
     if (stall->stop_fd >= 0) {

@@ -146,6 +146,12 @@ int ghostrun_stall_start(const uint32_t *addresses, const uint16_t *ports, int c
                          char *step_out);
 /// Stops the thread; it closes every socket it holds and the namespace goes with the last process in it.
 void ghostrun_stall_stop(ghostrun_stall *stall);
+/// `accepted`, read atomically: the serving thread increments it while the run goes on.
+int ghostrun_stall_accepted(const ghostrun_stall *stall);
+
+/// Names the calling thread (PR_SET_NAME, at most 15 bytes): `/proc/self/task/TID/comm`, what tests and
+/// `top -H` show. Foundation's `Thread.name` does not reach the kernel on Linux.
+void ghostrun_set_thread_name(const char *name);
 
 /// One seccomp user notification, copied out of the kernel's struct.
 typedef struct ghostrun_notification {

@@ -325,9 +325,6 @@ public enum RegexSearch {
     /// The default time budget of one search.
     public static let defaultBudget: Duration = .seconds(2)
 
-    /// Set once the process is stopping: a running search gives up at its next progress callback.
-    public static let cancelled = Atomic<Bool>(false)
-
     public static func matches(_ pattern: String, in text: String, budget: Duration = defaultBudget)
         -> Result<Bool, InvalidPattern>
     {
@@ -342,7 +339,8 @@ public enum RegexSearch {
             if match != nil {
                 found = true
                 stop.pointee = true
-            } else if cancelled.load(ordering: .relaxed) || ContinuousClock.now >= deadline {
+            } else if Interruption.isRequested || ContinuousClock.now >= deadline {
+                // A stopping ghostrun (`Interruption`) gives up at the next progress callback.
                 expired = true
                 stop.pointee = true
             }

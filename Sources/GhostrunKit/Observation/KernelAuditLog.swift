@@ -300,6 +300,13 @@ public final class KernelAuditLog: Sendable {
 
     private let kmsgFD: Int32
     private let netlinkFD: Int32
+    /// A pipe whose write end `close()` closes: the reader thread polls the read end beside the sources and ends.
+    /// -1 without a thread.
+    private let stopRead: Int32
+    private let stopWrite: Int32
+    /// Signalled by the reader thread as it ends.
+    private let finished = DispatchSemaphore(value: 0)
+    private let closed = Mutex(false)
     private let subscribers = Mutex<[ObjectIdentifier: Weak]>([:])
     /// Held while reading the fds (the reader thread and `catchUp` callers take turns); holds the serials of
     /// records already published, so a record read from both sources is handed on once.
@@ -327,7 +334,8 @@ public final class KernelAuditLog: Sendable {
         }
     }
 
-    /// Opens the sources and starts the reader thread, which lives as long as the process.
+    /// Opens the sources and starts the reader thread, which runs until `close()` (the shared reader's, as long as
+    /// the process). An instance other than `shared` must be closed: its thread holds it.
     ///
     /// - Parameters:
     ///   - kmsgPath: the kernel log device (a test may pass another file).
@@ -358,8 +366,19 @@ public final class KernelAuditLog: Sendable {
             netlinkFD = -1
         }
         sourceErrors = problems
-        guard kmsgFD >= 0 || netlinkFD >= 0 else { return }
-        let thread = Thread { [self] in self.run() }
+        var stop: [Int32] = [-1, -1]
+        guard kmsgFD >= 0 || netlinkFD >= 0, ghostrun_pipe_cloexec(&stop) == 0 else {
+            stopRead = -1
+            stopWrite = -1
+            return
+        }
+        stopRead = stop[0]
+        stopWrite = stop[1]
+        let thread = Thread { [self] in
+            ghostrun_set_thread_name("ghostrun-audit")
+            self.run()
+            self.finished.signal()
+        }
         thread.name = "ghostrun-audit"
         thread.stackSize = 256 * 1024
         thread.start()
@@ -414,19 +433,44 @@ public final class KernelAuditLog: Sendable {
     }
 
     private func run() {
-        var descriptors = [kmsgFD, netlinkFD].filter { $0 >= 0 }.map {
+        var descriptors = [stopRead, kmsgFD, netlinkFD].filter { $0 >= 0 }.map {
             pollfd(fd: $0, events: Int16(POLLIN), revents: 0)
         }
         while true {
             for index in descriptors.indices { descriptors[index].revents = 0 }
             guard case .success = valueOrErrno({ poll(&descriptors, nfds_t(descriptors.count), -1) }) else { return }
+            if descriptors[0].revents != 0 { return }
             catchUp()
         }
     }
 
+    /// Stops the reader thread and closes the sources; subscriptions see no more records. Idempotent. The shared
+    /// reader is never closed (runs of this process share it until it exits).
+    public func close() {
+        let first = closed.withLock { wasClosed in
+            defer { wasClosed = true }
+            return !wasClosed
+        }
+        guard first else { return }
+        if stopWrite >= 0 {
+            System.close(stopWrite)  // POLLHUP on the read end
+            finished.wait()
+            System.close(stopRead)
+        }
+        reading.withLock { _ in
+            if kmsgFD >= 0 { System.close(kmsgFD) }
+            if netlinkFD >= 0 { System.close(netlinkFD) }
+        }
+    }
+
+    /// Whether `close()` was called: reads after it would use closed descriptors.
+    private var isClosed: Bool { closed.withLock { $0 } }
+
     /// Reads every record available now from both sources and hands the seccomp ones to the subscribers.
     func catchUp() {
         reading.withLock { serials in
+            // `close()` marks the log closed before it takes this lock to close the descriptors.
+            guard !isClosed else { return }
             // One read returns one kmsg record (at most 8 KiB, CONSOLE_EXT_LOG_MAX) or one netlink datagram.
             var buffer = [UInt8](repeating: 0, count: 16 * 1024)
             // Netlink first: it gets each record before printk does, and drops none.

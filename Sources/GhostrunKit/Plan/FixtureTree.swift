@@ -72,7 +72,7 @@ public enum FixtureTree {
         let directory = relative.isEmpty ? source : source + "/" + relative
         let entries = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
         for entry in entries {
-            if Interruption.requested.load(ordering: .relaxed) {
+            if Interruption.isRequested {
                 throw HarnessError(step: "fixture", path: source, "the fixture copy was interrupted")
             }
             let path = relative.isEmpty ? entry : relative + "/" + entry
@@ -124,7 +124,7 @@ public enum FixtureTree {
         try work.writeFile(relative) { file in
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
             while true {
-                if Interruption.requested.load(ordering: .relaxed) {
+                if Interruption.isRequested {
                     throw HarnessError(step: "fixture", path: sourcePath, "the fixture copy was interrupted")
                 }
                 let count = try buffer.withUnsafeMutableBytes { System.read(fd, into: $0) }

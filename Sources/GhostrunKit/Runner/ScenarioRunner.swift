@@ -165,7 +165,7 @@ public final class ScenarioRunner: Sendable {
         } catch let error as HostUnsupported {
             return unsupportedHost(scenario, toolchain, reason: error.reason)
         } catch {
-            if Interruption.requested.load(ordering: .relaxed) {
+            if Interruption.isRequested {
                 // A signal stopped the preparation (a large fixture copy): nothing ran, nothing to judge.
                 return interrupted(scenario, toolchain, "while preparing $WORK: \(error)")
             }

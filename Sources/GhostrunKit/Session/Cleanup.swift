@@ -32,11 +32,11 @@ public enum Cleanup {
     private static func spawnReaper(executable: String) -> Int32 {
         var fds: [Int32] = [0, 0]
         guard ghostrun_pipe_cloexec(&fds) == 0 else { return -1 }
-        // The read end must survive the reaper's exec; only the reaper holds it open.
+        // The read end must survive the reaper's exec: the reaper clears its close-on-exec flag after the fork. In
+        // ghostrun both ends stay close-on-exec, so a go command spawned meanwhile on another thread never holds it.
         let arguments = [executable, "__reap", String(getpid())]
         var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) } }
-        _ = fcntl(fds[0], F_SETFD, 0)
         let pid = cArguments.withUnsafeMutableBufferPointer { buffer in
             ghostrun_spawn_reaper(executable, buffer.baseAddress, fds[0])
         }

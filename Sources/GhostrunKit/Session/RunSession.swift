@@ -27,11 +27,12 @@ public final class RunSession: Sendable {
     /// Until the returned handlers are cancelled, each of `signals` stops the matrix from starting entries, kills
     /// and removes every live run (their results say `interrupted`) and records the signal in `interruptedBy`.
     public func handleSignals(_ signals: [Int32]) -> SignalHandlers {
-        SignalHandlers(signals: signals) { [self] signalNumber in
+        // A new session starts uninterrupted, even in a process where an earlier one was (tests, a library user).
+        Interruption.reset()
+        return SignalHandlers(signals: signals) { [self] signalNumber in
             interruption.withLock { if $0 == nil { $0 = signalNumber } }
-            Interruption.requested.store(true, ordering: .relaxed)
-            // A search over a scenario's pattern running now gives up at once instead of at its time budget.
-            RegexSearch.cancelled.store(true, ordering: .relaxed)
+            // Fixture copies and pattern searches running now give up at their next step.
+            Interruption.request()
             matrix.withLock { $0 }?.stop()
             runs.tearDownAll()
         }

@@ -56,6 +56,10 @@ public final class Supervisor: @unchecked Sendable {
     private let start: ContinuousClock.Instant
     private let lock = NSLock()
     private var stopping = false
+    /// Set, with the listener closed, under `lock` by `stop()`; delayed replies check it under the same lock.
+    private var listenerClosed = false
+    /// Delayed replies that came due after `stop()` and were dropped (their tasks are gone with the run).
+    private(set) var lateRepliesDropped = 0
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
 
@@ -144,7 +148,10 @@ public final class Supervisor: @unchecked Sendable {
         stopping = true
         lock.unlock()
         finished.wait()
+        lock.lock()
+        listenerClosed = true
         close(listener)
+        lock.unlock()
         flushTrace(force: true)
         try? traceHandle?.close()
         lock.lock()
@@ -183,8 +190,16 @@ public final class Supervisor: @unchecked Sendable {
             lock.unlock()
             if let delay {
                 let id = notification.id
-                let listener = self.listener, size = respSize
-                DispatchQueue.global().asyncAfter(deadline: .now() + delay.timeInterval) {
+                let size = respSize
+                DispatchQueue.global().asyncAfter(deadline: .now() + delay.timeInterval) { [self] in
+                    // Under the lock `stop()` closes the listener with: a reply due after it would otherwise go
+                    // to whatever descriptor reused the number (another run's listener, a file).
+                    lock.lock()
+                    defer { lock.unlock() }
+                    guard !listenerClosed else {
+                        lateRepliesDropped += 1
+                        return
+                    }
                     let late = UnsafeMutableRawPointer.allocate(byteCount: Int(size), alignment: 16)
                     defer { late.deallocate() }
                     _ = ghostrun_notify_respond(listener, late, size, id, error ?? 0, error == nil ? 1 : 0)
