@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(ghostrun_bpf_insn) == sizeof(struct sock_filter), "BPF instruction layout");
@@ -497,6 +498,14 @@ int ghostrun_pidfd_send_signal(int pidfd, int sig) {
 int ghostrun_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 void ghostrun_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+long ghostrun_getxattr(const char *path, const char *name, void *value, unsigned long size) {
+    return (long)getxattr(path, name, value, size);
+}
+
+int ghostrun_setxattr(const char *path, const char *name, const void *value, unsigned long size) {
+    return setxattr(path, name, value, size, 0);
+}
 
 int ghostrun_memfd(const char *name) { return (int)syscall(SYS_memfd_create, name, 1U /* MFD_CLOEXEC */); }
 

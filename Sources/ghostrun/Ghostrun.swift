@@ -16,7 +16,15 @@ struct Ghostrun: ParsableCommand {
     /// As ArgumentParser's, except that usage errors exit 2, not 64: the contract gives bad input status 2, and a
     /// CI job that tells "bad input" from "expectation failed" by status must see the same number for a bad
     /// option as for a bad scenario file.
+    /// The commands that make run cgroups: on a host whose cgroup v2 systemd manages, they work in a cgroup
+    /// delegated to ghostrun, and re-exec in one (`systemd-run --scope -p Delegate=yes`) when started elsewhere.
+    static let commandsThatRun: Set<String> = ["run", "trace", "record", "bisect", "bundle"]
+
     static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let command = arguments.first, commandsThatRun.contains(command) {
+            CgroupDelegation.enterDelegatedScopeIfNeeded(executable: CommandLine.executablePath, arguments: arguments)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

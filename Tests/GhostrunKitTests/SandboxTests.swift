@@ -123,12 +123,43 @@ final class CgroupHierarchyTests: XCTestCase {
         // A pid that is not running: the highest possible pid minus one is practically never in use.
         let deadOwner: Int32 = 4_194_303
         try requireHost(kill(deadOwner, 0) != 0, "pid \(deadOwner) happens to exist")
-        let path = h.v2! + "/ghostrun/" + RunCgroup.runName(owner: deadOwner, sequence: 1, scenario: "left")
-        try? FileManager.default.createDirectory(atPath: h.v2! + "/ghostrun", withIntermediateDirectories: true)
+        try h.placement?.prepare()
+        let path = h.v2RunParent! + "/" + RunCgroup.runName(owner: deadOwner, sequence: 1, scenario: "left")
+        try? FileManager.default.createDirectory(atPath: h.v2RunParent!, withIntermediateDirectories: true)
         XCTAssertEqual(mkdir(path, 0o755), 0)
         let removed = RunCgroup.sweep(hierarchies: h)
         XCTAssertTrue(removed.contains(path), "\(removed)")
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+    }
+}
+
+final class CgroupHostChangeTests: XCTestCase {
+    /// A controller ghostrun enables in the v2 root's subtree_control (the host's) is recorded on its parent and
+    /// disabled again when that parent is removed: the root ends as it started.
+    func testControllerEnabledInTheRootIsUndoneWithTheParent() throws {
+        try requireRoot()
+        let h = CgroupHierarchies.discover()
+        let root = try XCTUnwrap(h.v2, "no cgroup v2")
+        try requireHost(h.placement?.kind != .delegated, "a delegated ghostrun never writes outside its cgroup")
+        let control = root + "/cgroup.subtree_control"
+        func words(_ path: String) -> Set<String> {
+            Set(((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace)
+                .map(String.init))
+        }
+        let before = words(control)
+        let offered = words(root + "/cgroup.controllers")
+        // One the root offers but has not enabled; never cpuset (enabling it copies the CPU list down).
+        let controller = try XCTUnwrap(
+            offered.subtracting(before).subtracting(["cpuset"]).sorted().first,
+            "every controller the root offers is enabled already (\(before.sorted()))")
+        let parent = root + "/ghostrun-undo-test-\(getpid())"
+        XCTAssertEqual(mkdir(parent, 0o755), 0)
+        CgroupLock.holding(root) { RunCgroup.enableInRoot(controller, root: root, parent: parent) }
+        XCTAssertTrue(words(control).contains(controller), "not enabled in the root")
+        XCTAssertTrue(RunCgroup.enabledControllers(parent: parent).contains(controller), "not recorded")
+        RunCgroup.removeStandaloneParent(parent)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: parent))
+        XCTAssertEqual(words(control), before, "the root's subtree_control changed")
     }
 }
 

@@ -198,6 +198,11 @@ int ghostrun_seccomp(unsigned int operation, unsigned int flags, void *args);
 /// pipe2(2) with O_CLOEXEC (Glibc does not export pipe2 to Swift).
 int ghostrun_pipe_cloexec(int fds[2]);
 
+/// getxattr(2) and setxattr(2) (Glibc's module does not export <sys/xattr.h> to Swift): systemd's delegation
+/// mark and ghostrun's record of controllers it enabled, on cgroup directories. -1 with errno on failure.
+long ghostrun_getxattr(const char *path, const char *name, void *value, unsigned long size);
+int ghostrun_setxattr(const char *path, const char *name, const void *value, unsigned long size);
+
 /// memfd_create(2) with MFD_CLOEXEC, for exporting libseccomp's program.
 int ghostrun_memfd(const char *name);
 

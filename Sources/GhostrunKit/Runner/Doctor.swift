@@ -44,7 +44,10 @@ public enum Doctor {
         let h = CgroupHierarchies.discover()
         checks.append(DoctorCheck(
             name: "cgroup v2", ok: h.v2 != nil,
-            detail: h.v2.map { "mounted at \($0); controllers: \(h.v2Controllers.sorted().joined(separator: " "))" } ?? "not mounted",
+            detail: h.v2.map { mount in
+                let source = h.v2ControllerSource.map { $0 == mount ? "" : " (offered to ghostrun's cgroup \($0))" } ?? ""
+                return "mounted at \(mount); controllers\(source): \(h.v2Controllers.sorted().joined(separator: " "))"
+            } ?? "not mounted",
             fix: h.v2 == nil ? "mount cgroup2 (mount -t cgroup2 none /sys/fs/cgroup)" : nil, essential: h.v1.isEmpty))
         for controller in ["pids", "memory", "freezer"] {
             let v2Has = controller == "freezer" ? (h.v2 != nil && h.v2HasFreeze) : h.v2Controllers.contains(controller)
@@ -56,6 +59,26 @@ public enum Doctor {
             checks.append(DoctorCheck(
                 name: "cgroup \(controller)", ok: ok, detail: ok ? where_.joined(separator: ", ") : "not available",
                 fix: ok ? nil : "enable the \(controller) controller (scenarios using cgroup.\(controller == "freezer" ? "freeze" : controller + "_max") are skipped)",
+                essential: false))
+        }
+        if let placement = h.placement ?? CgroupPlacement.current {
+            var detail = "\(placement.kind.rawValue): \(placement.reason)"
+            var ok = true
+            if placement.kind == .undelegated {
+                switch CgroupDelegation.plan(placement, environment: ProcessInfo.processInfo.environment) {
+                case .success(let systemdRun):
+                    detail += "; run, trace, record, bisect and bundle re-exec in `\(systemdRun) --scope -p "
+                        + "Delegate=yes --quiet --collect` and work in that scope"
+                case .failure(let why):
+                    ok = false
+                    detail += "; cannot re-exec in a delegated scope (\(why)): runs go into \(placement.runParent), "
+                        + "beside systemd's units"
+                }
+            }
+            checks.append(DoctorCheck(
+                name: "cgroup placement", ok: ok, detail: detail,
+                fix: ok ? nil : "run ghostrun in a scope or service with Delegate=yes "
+                    + "(systemd-run --scope -p Delegate=yes ghostrun ...)",
                 essential: false))
         }
         checks.append(DoctorCheck(

@@ -51,7 +51,7 @@ public enum MatrixPreview {
         -> String?
     {
         let v2Controllers = Set(
-            (h.v2.flatMap { host.readFile($0 + "/cgroup.controllers") } ?? "")
+            (h.v2ControllerSource.flatMap { host.readFile($0 + "/cgroup.controllers") } ?? "")
                 .split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
         if request.pidsMax != nil, !v2Controllers.contains("pids"), h.v1["pids"] == nil {
             return "cgroup.pids_max needs the pids controller (neither cgroup v2 nor v1 offers it)"

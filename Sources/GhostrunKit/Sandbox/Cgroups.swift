@@ -8,10 +8,26 @@ public struct CgroupHierarchies: Sendable, Equatable {
     public var v2: String?
     /// cgroup v1 controller name → mount point (freezer, pids, memory, ...).
     public var v1: [String: String]
+    /// Where v2 run cgroups go (`discover()` decides it from the host; nil: `<v2>/ghostrun`, as on a host no
+    /// systemd manages).
+    public var placement: CgroupPlacement?
 
-    public init(v2: String?, v1: [String: String]) {
+    public init(v2: String?, v1: [String: String], placement: CgroupPlacement? = nil) {
         self.v2 = v2
         self.v1 = v1
+        self.placement = placement
+    }
+
+    /// The cgroup v2 run cgroups are made in.
+    public var v2RunParent: String? {
+        guard let v2 else { return nil }
+        return placement?.runParent ?? v2 + "/" + CgroupParentName.name
+    }
+
+    /// The cgroup whose `cgroup.controllers` lists what runs can get from v2: the root, or the delegated cgroup.
+    public var v2ControllerSource: String? {
+        guard let v2 else { return nil }
+        return placement?.controllerSource ?? v2
     }
 
     /// Parses mountinfo text: field 5 is the mount point; after " - " come fstype, source, super options.
@@ -45,12 +61,18 @@ public struct CgroupHierarchies: Sendable, Equatable {
     }
 
     public static func discover() -> CgroupHierarchies {
-        parse(mountinfo: (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "")
+        var hierarchies = parse(mountinfo: (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "")
+        if let placement = CgroupPlacement.current, placement.runParent.hasPrefix(hierarchies.v2 ?? "\0") {
+            hierarchies.placement = placement
+        }
+        return hierarchies
     }
 
-    /// Controllers the v2 root offers (`cgroup.controllers`).
+    /// Controllers v2 offers ghostrun's runs (`cgroup.controllers` of the root, or of the delegated cgroup).
     public var v2Controllers: Set<String> {
-        guard let v2, let text = try? String(contentsOfFile: v2 + "/cgroup.controllers", encoding: .utf8) else {
+        guard let source = v2ControllerSource,
+            let text = try? String(contentsOfFile: source + "/cgroup.controllers", encoding: .utf8)
+        else {
             return []
         }
         return Set(text.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
@@ -134,14 +156,21 @@ public final class RunCgroup: Sendable {
         if request.memoryMax != nil && controllers.contains("memory") { wantV2.append("memory") }
         if request.cpuMax != nil && controllers.contains("cpu") { wantV2.append("cpu") }
         var v2Path: String?
-        if let root = h.v2 {
-            let parentPath = try parent(root)
-            for controller in wantV2 {
-                try? RunCgroup.write("+\(controller)", to: root + "/cgroup.subtree_control")
-                try? RunCgroup.write("+\(controller)", to: parentPath + "/cgroup.subtree_control")
+        if let root = h.v2, let runParent = h.v2RunParent {
+            // Delegated: everything below ghostrun's own cgroup is its own (once it left that cgroup for its leaf).
+            // Otherwise only <root>/ghostrun is: a controller the root's children lack is enabled there, recorded
+            // and disabled again when the last run is gone (`removeStandaloneParent`).
+            let delegated = h.placement?.kind == .delegated
+            if delegated { try h.placement!.prepare() }
+            let path = runParent + "/" + name
+            try CgroupLock.holding(delegated ? runParent : root) {
+                if !delegated { _ = try parent(root) }
+                for controller in wantV2 {
+                    if !delegated { RunCgroup.enableInRoot(controller, root: root, parent: runParent) }
+                    try? RunCgroup.write("+\(controller)", to: runParent + "/cgroup.subtree_control")
+                }
+                try RunCgroup.makeRunDirectory(path)
             }
-            let path = parentPath + "/" + name
-            try RunCgroup.makeRunDirectory(path)
             v2Path = path
         }
         let v2Enabled = Set(
@@ -234,6 +263,49 @@ public final class RunCgroup: Sendable {
         self.freezeVia = freezeVia
         self.cpuVia = cpuVia
         self.procsFds = Mutex(fds)
+    }
+
+    /// The xattr on `<root>/ghostrun` that lists the controllers ghostrun enabled in the root's subtree_control.
+    static let enabledControllersXattr = "trusted.ghostrun.enabled"
+    /// The same record, for a cgroup file system that refused the xattr: parent path → controllers.
+    private static let enabledInThisProcess = Mutex<[String: Set<String>]>([:])
+
+    /// Enables `controller` in the root's `cgroup.subtree_control` when it is not enabled there yet, and records
+    /// that ghostrun did, on `parent` (`<root>/ghostrun`): the root's setting is the host's, not ghostrun's.
+    /// Called with the root's `CgroupLock` held.
+    static func enableInRoot(_ controller: String, root: String, parent: String) {
+        let control = root + "/cgroup.subtree_control"
+        let enabled = ((try? read(control)) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard !enabled.contains(Substring(controller)) else { return }
+        guard (try? write("+\(controller)", to: control)) != nil else { return }
+        let recorded = enabledControllers(parent: parent).union([controller])
+        if !CgroupXattr.set(parent, name: enabledControllersXattr, value: recorded.sorted().joined(separator: ",")) {
+            _ = enabledInThisProcess.withLock { $0[parent, default: []].insert(controller) }
+        }
+    }
+
+    /// Controllers ghostrun enabled in the root for `parent`'s sake.
+    static func enabledControllers(parent: String) -> Set<String> {
+        let recorded = CgroupXattr.get(parent, name: enabledControllersXattr).map {
+            Set($0.split(separator: ",").map(String.init))
+        } ?? []
+        return recorded.union(enabledInThisProcess.withLock { $0[parent] ?? [] })
+    }
+
+    /// Removes `<root>/ghostrun` once it holds no run, and disables in the root what ghostrun enabled there, so
+    /// the host's `cgroup.subtree_control` is as it was. Under the root's lock: no other ghostrun makes a run
+    /// in between.
+    static func removeStandaloneParent(_ parent: String) {
+        let root = (parent as NSString).deletingLastPathComponent
+        CgroupLock.holding(root) {
+            let enabled = enabledControllers(parent: parent)
+            guard case .success = System.rmdir(parent) else { return }
+            enabledInThisProcess.withLock { _ = $0.removeValue(forKey: parent) }
+            for controller in enabled.sorted() {
+                // EBUSY: another of the root's children enabled it for its own children since; it stays theirs.
+                try? write("-\(controller)", to: root + "/cgroup.subtree_control")
+            }
+        }
     }
 
     /// mkdir of a run's cgroup; when another run's teardown removed the empty parent in between, makes it again.
@@ -400,8 +472,9 @@ public final class RunCgroup: Sendable {
                 usleep(1_000)
             }
             // The `ghostrun` parent goes too once it holds no run; with other runs active rmdir fails and it stays.
+            // (A delegated placement's runs sit in ghostrun's own cgroup, which systemd removes with its scope.)
             let parent = (path as NSString).deletingLastPathComponent
-            if (parent as NSString).lastPathComponent == CgroupParentName.name { _ = System.rmdir(parent) }
+            if (parent as NSString).lastPathComponent == CgroupParentName.name { removeStandaloneParent(parent) }
         }
     }
 
@@ -410,10 +483,9 @@ public final class RunCgroup: Sendable {
     @discardableResult
     public static func sweep(hierarchies h: CgroupHierarchies, ownerFilter: ((Int32) -> Bool)? = nil) -> [String] {
         var removed: [String] = []
-        let roots = [h.v2].compactMap { $0 } + h.v1.values.sorted()
+        let parents = [h.v2RunParent].compactMap { $0 } + h.v1.values.sorted().map { $0 + "/" + CgroupParentName.name }
         var byRun: [String: [String]] = [:]
-        for root in Set(roots) {
-            let parent = root + "/" + CgroupParentName.name
+        for parent in Set(parents) {
             guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { continue }
             for entry in entries {
                 guard let owner = RunCgroup.owner(ofRunName: entry) else { continue }
@@ -494,4 +566,16 @@ public enum GhostrunProcess {
         guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8) else { return nil }
         return text.split(separator: "\n").first { $0.hasPrefix("btime ") }.flatMap { UInt64($0.dropFirst(6)) }
     }()
+}
+
+/// An exclusive flock(2) on a cgroup directory, held while ghostrun makes or removes its cgroups under it, so
+/// ghostrun processes running at once see each other's changes whole (a cgroup file system keeps no other state
+/// to coordinate on, and the lock goes with the descriptor when a process dies).
+enum CgroupLock {
+    static func holding<Result>(_ directory: String, _ body: () throws -> Result) rethrows -> Result {
+        guard case .success(let fd) = System.open(directory, O_RDONLY | O_DIRECTORY) else { return try body() }
+        defer { System.close(fd) }
+        _ = valueOrErrno { flock(fd, LOCK_EX) }
+        return try body()
+    }
 }

@@ -20,6 +20,13 @@ public final class RunSession: Sendable {
     /// Sweeps the cgroups and temp dirs of ghostrun processes that are gone, and starts a watchdog that sweeps this
     /// process's own if it is killed. `executable` is this program (the watchdog runs `executable __reap PID`).
     public func prepareHost(executable: String) {
+        // A delegated ghostrun leaves its delegated cgroup for a leaf before anything else starts in it (the
+        // reaper below): the cgroup's children can get controllers only while it holds no process.
+        do {
+            try CgroupPlacement.current?.prepare()
+        } catch {
+            FileHandle.standardError.write(Data("ghostrun: \(error); runs get no cgroup v2 controllers\n".utf8))
+        }
         Cleanup.sweepDead()
         Cleanup.startReaper(executable: executable)
     }
