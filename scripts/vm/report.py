@@ -63,7 +63,10 @@ def placement(path):
     if path.startswith(STANDALONE_PARENT):
         return "ghostrun/ (standalone)"
     m = re.search(r"/([^/]+\.(scope|service))/", path)
-    return f"{m.group(2)} {m.group(1)}" if m else path
+    if not m:
+        return path
+    unit = m.group(1) if len(m.group(1)) <= 22 else m.group(1)[:14] + "…" + m.group(1)[-7:]
+    return f"{m.group(2)} {unit}"
 
 
 def main():
@@ -93,7 +96,7 @@ def main():
         rows.append((name, "ghostrun doctor", "exit 0, v2, placement", f"exit {status(name)}",
                      re.sub(r"\s+", " ", line.strip())[:110], "-", seconds(name), ok))
 
-    for check, expect_where in [("standalone-undo", "standalone"), ("catalog", "scope"), ("vm-scenarios", "scope"),
+    for check, expect_where in [("hermetic-first", "scope"), ("standalone-undo", "standalone"), ("catalog", "scope"), ("vm-scenarios", "scope"),
                                 ("delegated-service", "service"), ("sigterm", "scope")]:
         data = read(os.path.join(checks, check + ".json"))
         if not data:
@@ -125,9 +128,11 @@ def main():
     before = read(os.path.join(facts, "standalone-subtree-before")).split()
     after = read(os.path.join(facts, "standalone-subtree-after")).split()
     parent_after = read(os.path.join(facts, "standalone-parent-after")).strip()
+    during = sorted({" ".join(l.split()) for l in read(os.path.join(facts, "standalone-subtree-during")).splitlines()})
     rows.append(("standalone-undo", "root cgroup.subtree_control", " ".join(before) or "(empty)",
                  " ".join(after) or "(empty)",
-                 "cpu was off before: the undo ran" if "cpu" not in before else "cpu was on before: nothing to undo",
+                 ("during the run: " + " / ".join(during)) if "cpu" not in before
+                 else "cpu was on before: nothing to undo",
                  "ghostrun/ gone" if not parent_after else "ghostrun/ LEFT", "-",
                  before == after and not parent_after))
     seen = read(os.path.join(facts, "standalone-parent-seen")).split()
@@ -145,7 +150,16 @@ def main():
     def field(text, key):
         m = re.search(rf"^{re.escape(key)}: (.*)$", text, re.M)
         return m.group(1).strip() if m else "?"
-    for key in ["root entries", "ghostrun scopes", "run cgroups"]:
+    entries_before = set(field(host_before, "root entries").split())
+    entries_after = set(field(host_after, "root entries").split())
+    added, removed = sorted(entries_after - entries_before), sorted(entries_before - entries_after)
+    after_first = set(field(read(os.path.join(facts, "host-after-hermetic-first")), "root entries").split())
+    rows.append(("host", "v2 root entries before/after", "unchanged",
+                 ("+" + " +".join(added) if added else "") + (" -" + " -".join(removed) if removed else "")
+                 or "unchanged",
+                 "appeared with the first hermetic run" if added and set(added) <= after_first - entries_before
+                 else "", "-", "-", not added and not removed))
+    for key in ["ghostrun scopes", "run cgroups"]:
         rows.append(("host", key + " before/after", field(host_before, key), field(host_after, key), "", "-", "-",
                      field(host_before, key) == field(host_after, key)))
     for key in ["subtree_control", "system.slice subtree_control"]:
@@ -153,6 +167,8 @@ def main():
         # systemd itself enables controllers along the path of a Delegate=yes unit: informational.
         rows.append(("host", key + " before/after (systemd's)", b, a, "info: systemd manages these", "-", "-", True))
 
+    rows = [tuple(" ".join(c.split()) if isinstance(c, str) else c for c in r) for r in rows]
+    rows = [tuple(c[:70] + "…" if isinstance(c, str) and len(c) > 71 else c for c in r) for r in rows]
     widths = [max(len(str(r[i])) for r in rows + [("check", "item", "expected", "got", "evidence", "cgroup", "s", "")])
               for i in range(7)]
     header = ("check", "item", "expected", "got", "evidence", "cgroup", "s")
