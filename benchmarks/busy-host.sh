@@ -49,7 +49,7 @@ trap 'exit 143' TERM
 mkdir -p "$out"
 version_args=()
 for v in "${versions[@]}"; do version_args+=(--go-version "$v"); done
-run_args=(run scenarios/ --allow-host-fixtures "${version_args[@]}" --filter "$filter" "$@")
+run_args=(run scenarios/ "${version_args[@]}" --filter "$filter" "$@")
 
 log "quiet: ghostrun ${run_args[*]} --jobs 1"
 quiet_start=$(date +%s)

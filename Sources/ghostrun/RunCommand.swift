@@ -91,13 +91,6 @@ struct Run: ParsableCommand {
     @Option(help: "Write the runs as Chrome trace-event JSON here (opens in ui.perfetto.dev).")
     var timeline: String?
 
-    // Minimal stand-in until issue 18's --timeout-scale lands on main (scripts/vm-test.sh uses it under TCG).
-    @Option(
-        help: """
-            Multiply every scenario's timeout and hang_after by this factor, for slow machines (an emulated VM);             like Go's GO_TEST_TIMEOUT_SCALE.
-            """)
-    var timeoutScale: Double = 1
-
     @Option(
         name: .customLong("seccomp-profile"),
         help: "Run every scenario without a profile of its own under this built-in or profile file.")
@@ -106,9 +99,6 @@ struct Run: ParsableCommand {
     func validate() throws {
         if selection.paths.isEmpty { throw ValidationError("give at least one scenario file or directory") }
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
-        if !(timeoutScale >= 1 && timeoutScale <= 100) {
-            throw ValidationError("--timeout-scale \(timeoutScale): give a factor from 1 to 100")
-        }
         if let shard, ShardSelection.parse(shard) == nil {
             throw ValidationError("--shard takes I/N with 1 ≤ I ≤ N, e.g. 1/3")
         }
@@ -189,14 +179,6 @@ struct Run: ParsableCommand {
             entries = entries.map { entry in
                 var entry = entry
                 entry.scenario = entry.scenario.underSeccompProfile(seccompProfile, document: document)
-                return entry
-            }
-        }
-        if timeoutScale != 1 {
-            entries = entries.map { entry in
-                var entry = entry
-                entry.scenario.timeout = entry.scenario.timeout * timeoutScale
-                entry.scenario.hangAfter = entry.scenario.hangAfter * timeoutScale
                 return entry
             }
         }

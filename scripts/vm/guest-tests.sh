@@ -53,8 +53,8 @@ check() {
 snapshot "$facts/host-before"
 check doctor "$ghostrun" doctor
 
-# The catalog is a copy without .git: until issue 18's item 4 (the fixture tree is the path given) lands,
-# --allow-host-fixtures lets its fixtures be used.
+# The catalog is a copy without .git: fixtures may come from the directory given on the command line
+# (scenarios/), so each check names that directory and a --filter.
 
 # 1. GHOSTRUN_CGROUP_SCOPE=never: ghostrun stays in its undelegated service and makes /sys/fs/cgroup/ghostrun
 #    (the old behaviour, kept as the fallback). The cpu quota may need +cpu in the root's subtree_control; it must
@@ -71,8 +71,8 @@ cat /sys/fs/cgroup/cgroup.subtree_control > "$facts/standalone-subtree-before"
     while sleep 0.2; do cat /sys/fs/cgroup/cgroup.subtree_control >> "$facts/standalone-subtree-during"; done
 ) &
 subtree_sampler=$!
-check standalone-undo env GHOSTRUN_CGROUP_SCOPE=never "$ghostrun" run scenarios/cgroup/cpu-max-half.yaml \
-    --allow-host-fixtures --go-version 1.19 --timeout-scale "$scale" --jobs 1 --json "$checks/standalone-undo.json"
+check standalone-undo env GHOSTRUN_CGROUP_SCOPE=never "$ghostrun" run scenarios/ --filter '^cpu-max-half$' \
+    --go-version 1.19 --timeout-scale "$scale" --jobs 1 --json "$checks/standalone-undo.json"
 kill "$subtree_sampler"; wait "$subtree_sampler" 2>/dev/null
 sort -u -o "$facts/standalone-subtree-during" "$facts/standalone-subtree-during"
 cat /sys/fs/cgroup/cgroup.subtree_control > "$facts/standalone-subtree-after"
@@ -88,7 +88,7 @@ cat /sys/fs/cgroup/cgroup.subtree_control > "$facts/standalone-subtree-after"
 sampler=$!
 
 # 2. The catalog's cgroup scenarios plus hangs that end in a kill of the tree.
-check catalog "$ghostrun" run scenarios/ --allow-host-fixtures --go-version 1.19 --timeout-scale "$scale" --jobs 1 \
+check catalog "$ghostrun" run scenarios/ --go-version 1.19 --timeout-scale "$scale" --jobs 1 \
     --filter '^(pids-max|memory-max-precompiled-std|cpu-max-half|freeze-thaw|frozen|go-version-frozen|program-blocked|program-spins|pidfd-open-trap-before-1.23)$' \
     --json "$checks/catalog.json"
 # 3. memory.events: an OOM kill.
@@ -97,7 +97,7 @@ check vm-scenarios "$ghostrun" run vm-scenarios/vm-oom-kill.yaml --go-version 1.
 # 4. Started in a service with Delegate=yes: ghostrun works in that cgroup directly, no re-exec.
 check delegated-service systemd-run --quiet --wait --pipe --collect -p Delegate=yes \
     -E GHOSTRUN_TOOLCHAINS="$GHOSTRUN_TOOLCHAINS" --working-directory=/opt/ghostrun -- \
-    "$ghostrun" run scenarios/cgroup/pids-max.yaml --allow-host-fixtures --go-version 1.19 --timeout-scale "$scale" --jobs 1 \
+    "$ghostrun" run scenarios/ --filter '^pids-max$' --go-version 1.19 --timeout-scale "$scale" --jobs 1 \
     --json "$checks/delegated-service.json"
 check delegated-doctor systemd-run --quiet --wait --pipe --collect -p Delegate=yes -- "$ghostrun" doctor
 
