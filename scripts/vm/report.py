@@ -96,6 +96,20 @@ def main():
         rows.append((name, "ghostrun doctor", "exit 0, v2, placement", f"exit {status(name)}",
                      re.sub(r"\s+", " ", line.strip())[:110], "-", seconds(name), ok))
 
+    for name in ["xctest-delegated", "xctest-undelegated"]:
+        if status(name) is None:
+            continue
+        text = read(os.path.join(checks, name + ".out")) + read(os.path.join(checks, name + ".err"))
+        summary = re.findall(r"Executed (\d+) tests?, with (\d+) failures?", text)
+        failed_cases = re.findall(r"Test Case '([^']+)' failed", text)
+        skipped = re.findall(r"Test Case '([^']+)' skipped", text)
+        total = summary[-1] if summary else ("?", "?")
+        rows.append((name, "XCTest cgroup cases", "0 failures", f"{total[0]} tests, {total[1]} failures",
+                     ("failed: " + ", ".join(failed_cases)) if failed_cases
+                     else (f"{len(skipped)} skipped: " + ", ".join(s.split(".")[-1] for s in skipped)) if skipped
+                     else "", "service" if name == "xctest-delegated" else "-", seconds(name),
+                     status(name) == 0 and bool(summary) and total[1] == "0"))
+
     for check, expect_where in [("hermetic-first", "scope"), ("standalone-undo", "standalone"), ("catalog", "scope"), ("vm-scenarios", "scope"),
                                 ("delegated-service", "service"), ("sigterm", "scope")]:
         data = read(os.path.join(checks, check + ".json"))
