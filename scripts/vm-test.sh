@@ -75,7 +75,7 @@ cleanup() {
     for dir in "$build_dir" "$run_dir"; do
         [[ -n $dir && -d $dir ]] || continue
         # mmdebstrap mounts /proc, /sys and /dev inside the tree while it builds: never delete through a mount.
-        findmnt -rn -o TARGET | grep -F "$dir" | sort -r | while read -r target; do umount -l "$target" || true; done
+        { findmnt -rn -o TARGET | grep -F "$dir" || true; } | sort -r | while read -r target; do umount -l "$target" || true; done
         rm -rf --one-file-system "$dir"
     done
     exit "$status"
@@ -118,7 +118,14 @@ image_recipe() {
     # (scripts/vm/), so changing them does not rebuild the image.
     cat > "$root/usr/local/sbin/ghostrun-vm-boot" <<'BOOT'
 #!/bin/sh
-if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 share /mnt/share; then
+# udev loads 9pnet_virtio when it finds the device; this unit may start before that.
+modprobe -a 9pnet_virtio 9p 2>/dev/null
+mounted=0
+for i in $(seq 30); do
+    if mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 share /mnt/share; then mounted=1; break; fi
+    sleep 1
+done
+if [ "$mounted" != 1 ]; then
     echo "ghostrun-vm: cannot mount the share"
     systemctl --no-block poweroff
     exit 1
