@@ -103,7 +103,7 @@ binary=$repo/.build/release/ghostrun
 image_recipe() {
     local root=$1
     mmdebstrap --variant=minbase --mode=root \
-        --include=systemd,systemd-sysv,udev,kmod,dbus,linux-image-amd64,initramfs-tools,golang-go,libseccomp2,libcap2,libbpf1,libelf1,zlib1g,libstdc++6,procps,psmisc,util-linux,ca-certificates \
+        --include=systemd,systemd-sysv,udev,kmod,dbus,libxml2,linux-image-amd64,initramfs-tools,golang-go,libseccomp2,libcap2,libbpf1,libelf1,zlib1g,libstdc++6,procps,psmisc,util-linux,ca-certificates \
         --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-exclude=/usr/share/locale/*' \
         bookworm "$root" \
