@@ -100,7 +100,7 @@ def main():
         if status(name) is None:
             continue
         text = read(os.path.join(checks, name + ".out")) + read(os.path.join(checks, name + ".err"))
-        summary = re.findall(r"Executed (\d+) tests?, with (\d+) failures?", text)
+        summary = re.findall(r"Executed (\d+) tests?, with (?:\d+ tests? skipped and )?(\d+) failures?", text)
         failed_cases = re.findall(r"Test Case '([^']+)' failed", text)
         skipped = re.findall(r"Test Case '([^']+)' skipped", text)
         total = summary[-1] if summary else ("?", "?")
