@@ -72,6 +72,17 @@ static void child_notice_skipped(int report_fd, const char *step, int op) {
     write_all(report_fd, &notice, sizeof notice);
 }
 
+/// `skipped_op` of the record that says the child is about to freeze its cgroup and exec once thawed.
+#define GHOSTRUN_REPORT_EXEC_FROZEN (-2)
+
+static void child_notice_exec_frozen(int report_fd) {
+    child_failure notice;
+    memset(&notice, 0, sizeof notice);
+    notice.skipped_op = GHOSTRUN_REPORT_EXEC_FROZEN;
+    copy_step(notice.step, "freeze-before-exec");
+    write_all(report_fd, &notice, sizeof notice);
+}
+
 __attribute__((noreturn)) static void child_fail(int report_fd, const char *step) {
     child_failure failure;
     memset(&failure, 0, sizeof failure);
@@ -380,6 +391,15 @@ __attribute__((noreturn)) static void run_child(const ghostrun_spawn_config *c, 
         }
     }
 
+    if (c->freeze_before_exec_fd >= 0) {
+        // The parent stops reading at this notice and returns the pid: the exec happens once the cgroup is thawed.
+        child_notice_exec_frozen(report_fd);
+        if (write(c->freeze_before_exec_fd, "1", 1) != 1) {
+            // Not frozen: the exec goes ahead and the monitor's first round freezes the cgroup instead.
+        }
+        execve(c->path, c->argv, c->envp);
+        _exit(127);  // nobody reads the report pipe any more
+    }
     execve(c->path, c->argv, c->envp);
     child_fail(report_fd, "execve");
 }
@@ -435,6 +455,10 @@ int ghostrun_spawn(const ghostrun_spawn_config *config, pid_t *pid_out, char *st
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) break;
             got += (size_t)n;
+        }
+        if (got == sizeof failure && failure.skipped_op == GHOSTRUN_REPORT_EXEC_FROZEN) {
+            got = 0;  // success: the child froze its cgroup and execs when thawed
+            break;
         }
         if (got < sizeof failure || failure.skipped_op < 0) break;
         if (config->skipped_ops != NULL && config->skipped_count != NULL &&

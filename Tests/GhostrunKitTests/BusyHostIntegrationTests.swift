@@ -116,6 +116,29 @@ final class BusyHostIntegrationTests: XCTestCase {
         XCTAssertGreaterThan(result.evidence.stall?.stalledMs ?? 0, 0)
     }
 
+    /// `freeze: {after: 0ms}` under load (the busy-host benchmark found `go-version-frozen` ok beside stress-ng: the
+    /// monitor's first round came after `go version` had ended). The child now freezes its cgroup right before
+    /// execve, so the program never runs a single instruction before the freeze: `echo` prints nothing, every time.
+    func testAFreezeAtZeroMillisecondsWinsEveryTimeUnderLoad() throws {
+        var s = try scenario("""
+            name: frozen-at-start
+            run: [sh, -c, 'echo ran']
+            sandbox:
+              cgroup:
+                freeze: {after: 0ms}
+            """)
+        s.timeout = .seconds(4)
+        s.hangAfter = .milliseconds(800)
+        let results = try withHogs(6) {
+            try (0..<5).map { _ in ScenarioRunner().run(s, toolchain: try anyToolchain()) }
+        }
+        for result in results {
+            XCTAssertEqual(result.outcome, .hang, result.summary)
+            XCTAssertEqual(result.hangKind, .frozen, result.summary)
+            XCTAssertEqual(result.stdoutTail, "", "the program ran before the freeze")
+        }
+    }
+
     /// program-blocked under load (issue 18): CPU-heavy work, then the tree sleeps in a syscall. The hang is
     /// `blocked`, whatever CPU the work used before, and it fires by hang_after, not by a timeout the load ate.
     func testWorkThenABlockedSyscallIsABlockedHangUnderLoad() throws {

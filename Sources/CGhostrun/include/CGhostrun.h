@@ -128,6 +128,10 @@ typedef struct ghostrun_spawn_config {
     int landlock_rule_count;
     /// A network namespace to join with setns instead of creating one (the stall server's), or -1.
     int join_network_namespace;
+    /// The run's cgroup v2 `cgroup.freeze`, opened for writing, or -1. The child freezes its cgroup right before
+    /// execve (`freeze: {after: 0ms}`): it tells the parent the exec follows, writes "1", and is frozen on its way
+    /// back from the write, so not one instruction of the program runs before the freeze, however loaded the host.
+    int freeze_before_exec_fd;
 } ghostrun_spawn_config;
 
 #define GHOSTRUN_MAX_STALL 16

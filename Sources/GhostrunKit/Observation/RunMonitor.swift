@@ -114,6 +114,9 @@ struct RunMonitor {
         defer { System.close(devNull) }
 
         var spawn = plan.spawn
+        if case .after(.zero)? = plan.freezeSteps.first?.trigger, cgroup.freezeVia == "v2" {
+            spawn.freezeBeforeExec = true
+        }
         spawn.stdin = devNull
         spawn.stdout = stdout.writeFd
         spawn.stderr = stderr.writeFd

@@ -447,12 +447,8 @@ public final class RunCgroup: Sendable {
     public static func destroy(paths: [String]) {
         let existing = paths.filter { FileManager.default.fileExists(atPath: $0) }
         guard !existing.isEmpty else { return }
-        for path in existing {
-            if FileManager.default.fileExists(atPath: path + "/cgroup.freeze") { try? write("0", to: path + "/cgroup.freeze") }
-            if FileManager.default.fileExists(atPath: path + "/freezer.state") { try? write("THAWED", to: path + "/freezer.state") }
-        }
-        let deadline = Date().addingTimeInterval(5)
-        repeat {
+        /// SIGKILL to every process of the cgroups; whether any was left to kill.
+        func killAll() -> Bool {
             var remaining = false
             for path in existing {
                 if FileManager.default.fileExists(atPath: path + "/cgroup.kill") {
@@ -462,9 +458,21 @@ public final class RunCgroup: Sendable {
                 for pid in pids { kill(pid, SIGKILL) }
                 if !pids.isEmpty { remaining = true }
             }
-            if !remaining { break }
+            return remaining
+        }
+        // Kill, then thaw: a frozen task handles the pending SIGKILL before it returns to user space, so a frozen
+        // program never runs another instruction (thawing first let `go version` print its line during teardown).
+        // cgroup v2 kills frozen tasks anyway; the v1 freezer needs the thaw.
+        var remaining = killAll()
+        for path in existing {
+            if FileManager.default.fileExists(atPath: path + "/cgroup.freeze") { try? write("0", to: path + "/cgroup.freeze") }
+            if FileManager.default.fileExists(atPath: path + "/freezer.state") { try? write("THAWED", to: path + "/freezer.state") }
+        }
+        let deadline = Date().addingTimeInterval(5)
+        while remaining && Date() < deadline {
             usleep(1_000)
-        } while Date() < deadline
+            remaining = killAll()
+        }
         for path in existing {
             var attempts = 0
             while case .failure(.busy) = System.rmdir(path), attempts < 1000 {

@@ -35,6 +35,11 @@ public struct SpawnPlan: Sendable {
     public var landlock: LandlockPlan?
     /// A network namespace descriptor to join instead of creating one (the stall server's), or -1.
     public var joinNetworkNamespace: Int32 = -1
+    /// `freeze: {after: 0ms}` on cgroup v2: the child freezes the run's cgroup itself right before execve (the
+    /// monitor's first round could come after a short `go version` had ended on a loaded host).
+    public var freezeBeforeExec = false
+    /// The run's `cgroup.freeze`, opened by `spawnChild(_:joining:)` when `freezeBeforeExec` is set.
+    var freezeDescriptor: Int32 = -1
 
     public init(executable: String, arguments: [String], environment: [String]) {
         self.executable = executable
@@ -124,6 +129,17 @@ public enum Spawner {
                 plan.cgroupDirectoryProcsIndex = 0
             }
             defer { if directory >= 0 { System.close(directory) } }
+            var freeze: Int32 = -1
+            if plan.freezeBeforeExec, let v2Path = cgroup.v2Path {
+                switch System.open(v2Path + "/cgroup.freeze", O_WRONLY) {
+                case .success(let fd): freeze = fd
+                case .failure(let error):
+                    throw HarnessError(step: "freeze-before-exec", syscall: "open", path: v2Path + "/cgroup.freeze",
+                                       errno: error, "cannot open the run's cgroup.freeze")
+                }
+            }
+            defer { if freeze >= 0 { System.close(freeze) } }
+            plan.freezeDescriptor = freeze
             return try spawnChild(plan)
         }
     }
@@ -196,6 +212,7 @@ public enum Spawner {
         config.new_network_namespace = plan.newNetworkNamespace ? 1 : 0
         config.loopback_up = plan.loopbackUp ? 1 : 0
         config.landlock_ruleset = -1
+        config.freeze_before_exec_fd = plan.freezeDescriptor
         config.join_network_namespace = plan.joinNetworkNamespace
         if plan.joinNetworkNamespace >= 0 { config.new_network_namespace = 0 }
         if let landlock = plan.landlock { config.landlock_ruleset = try Landlock.createRuleset(landlock) }
