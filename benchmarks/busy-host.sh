@@ -17,7 +17,7 @@ repo=$PWD
 ghostrun=${GHOSTRUN:-$repo/.build/release/ghostrun}
 out=${BUSY_OUT:-$repo/results/busy-host}
 read -r -a versions <<< "${GO_VERSIONS:-1.19 1.27.3}"
-filter=${BUSY_FILTER:-'^(program-blocked|program-spins|frozen|freeze-thaw|go-run-noexec-tmp|readonly-root-home-root|seeded-openat-go-env|nth-openat-compile|gocache-openat-eacces|cpu-max-half|pids-max|pidfd-open-trap)$'}
+filter=${BUSY_FILTER:-'^(program-blocked|program-spins|frozen|go-version-frozen|freeze-thaw|go-run-noexec-tmp|readonly-root-home-root|seeded-openat-go-env|nth-openat-compile|gocache-openat-eacces|cpu-max-half|pids-max|pidfd-open-trap)$'}
 hogs=${BUSY_CPU_HOGS:-4}
 churn_dir=/tmp/ghostrun-busy-host-churn.$$
 

@@ -162,6 +162,11 @@ public struct CgroupObservation: Codable, Equatable, Sendable {
     public var oomKills: Int?
     /// `cpu_max`: the quota and the throttling it caused.
     public var cpu: CPUThrottling?
+    /// Which hierarchy served each controller the run used (`v2` or `v1`), nil where the run asked for none: what a
+    /// reviewer checks on a v2-only host.
+    public var pidsVia: String?
+    public var memoryVia: String?
+    public var freezeVia: String?
     public init(path: String, extraPaths: [String] = [], frozenSeen: Bool = false, events: [CgroupEvent] = [],
                 pidsMaxHits: Int? = nil, oomKills: Int? = nil) {
         self.path = path
@@ -173,7 +178,7 @@ public struct CgroupObservation: Codable, Equatable, Sendable {
     }
     enum CodingKeys: String, CodingKey {
         case path, extraPaths = "extra_paths", frozenSeen = "frozen_seen", events, pidsMaxHits = "pids_max_hits",
-            oomKills = "oom_kills", cpu
+            oomKills = "oom_kills", cpu, pidsVia = "pids_via", memoryVia = "memory_via", freezeVia = "freeze_via"
     }
 }
 

@@ -449,6 +449,9 @@ struct RunMonitor {
         observation.unattributedAuditRecords = state.attribution.unattributed
         observation.processCount = processCount
         observation.cgroup?.cpu = cpuThrottling
+        observation.cgroup?.pidsVia = cgroup.pidsVia
+        observation.cgroup?.memoryVia = cgroup.memoryVia
+        observation.cgroup?.freezeVia = cgroup.freezeVia
         observation.stall = stall
         observation.skippedMounts = skippedMounts
         if let stdoutPath = stdout.copyPath, let stderrPath = stderr.copyPath {
