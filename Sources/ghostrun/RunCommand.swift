@@ -71,7 +71,7 @@ struct Run: ParsableCommand {
     @Option(
         name: .customLong("max-stretch"),
         help: """
-            How far host stalls (PSI) may stretch a run's limits: wall time up to timeout × F; a run still short of its             own limits then is inconclusive (exit 2), never a hang (default 3).
+            How far host stalls (PSI) may stretch a run's limits: wall time up to timeout × F; a run still short of its             own limits then is inconclusive (exit 2), never a hang (default 6).
             """)
     var maxStretch: Double = RunLimits.defaultMaxStretch
 

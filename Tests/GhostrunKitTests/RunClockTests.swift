@@ -38,7 +38,7 @@ final class RunClockTests: XCTestCase {
     /// before hang_after. Counted in runnable time, the build is far from the timeout; the no-progress window,
     /// counted the same way, fires once the program blocks.
     func testAStarvedRunIsNotOutOfTime() {
-        let limits = RunLimits(timeout: .seconds(30), hangAfter: .seconds(5))
+        let limits = RunLimits(timeout: .seconds(30), hangAfter: .seconds(5), maxStretch: 3)
         // 31 s of wall time, 17 s of it stalled: 14 s runnable, progress 1 s ago.
         XCTAssertNil(RunMonitor.hangTrigger(wall: .seconds(31), runnable: .seconds(14), lastProgress: .seconds(13),
                                             limits: limits))
