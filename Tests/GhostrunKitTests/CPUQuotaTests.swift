@@ -45,7 +45,7 @@ final class CPUQuotaTests: XCTestCase {
         let go = try TestToolchains.require(TestToolchains.all.first, "any go")
         let result = ScenarioRunner().run(try scenario("""
             name: cpu-quota
-            run: [/bin/sh, -c, "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; cut -d' ' -f14,15 /proc/$$/stat"]
+            run: [/bin/sh, -c, "i=0; while [ $i -lt 900000 ]; do i=$((i+1)); done; cut -d' ' -f14,15 /proc/$$/stat"]
             sandbox:
               cgroup:
                 cpu_max: 0.2

@@ -33,10 +33,7 @@ final class NamespaceIntegrationTests: XCTestCase {
 
     /// The host's mounts that name a ghostrun path: a run must add none. Other programs' mounts may come and go
     /// while the test runs, so the whole table is not compared.
-    private func mountTable() -> Set<String> {
-        Set(((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "").split(separator: "\n")
-            .map(String.init).filter { $0.contains("ghostrun") })
-    }
+    private func mountTable() -> Set<String> { ghostrunOwnMounts() }
 
     func testReadOnlyRootKeepsWorkAndHomeWritableAndLeavesTheHostAlone() throws {
         let before = mountTable()

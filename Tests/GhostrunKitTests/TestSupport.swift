@@ -51,6 +51,25 @@ func scenario(_ yaml: String, file: String = "test.yaml") throws -> Scenario {
     return scenarios[0]
 }
 
+/// The host's mounts that are ghostrun's own: a line of /proc/self/mountinfo naming a run's tree
+/// (`/tmp/ghostrun-PID-...`) or a run cgroup (`/ghostrun/r...`). A run must add none; other programs' mounts (a
+/// container engine's, the mount churner's under `/tmp/ghostrun-mount-churn`) come and go and are not compared.
+func ghostrunOwnMounts() -> Set<String> {
+    let table = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+    return Set(table.split(separator: "\n").map(String.init).filter(isGhostrunMount))
+}
+
+func isGhostrunMount(_ line: String) -> Bool {
+    if line.contains("/ghostrun/r") { return true }
+    var rest = Substring(line)
+    while let range = rest.range(of: "/ghostrun-") {
+        rest = rest[range.upperBound...]
+        let digits = rest.prefix(while: \.isNumber)
+        if !digits.isEmpty && rest.dropFirst(digits.count).first == "-" { return true }
+    }
+    return false
+}
+
 /// Waits for `condition` up to `timeout` seconds.
 func eventually(_ timeout: TimeInterval = 5, _ condition: () -> Bool) -> Bool {
     let deadline = Date().addingTimeInterval(timeout)

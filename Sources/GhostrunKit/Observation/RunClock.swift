@@ -118,7 +118,6 @@ struct RunClock {
     private var cpuSome: UInt64 = 0
     private var ioFull: UInt64?
     private var memoryFull: UInt64?
-    private var lastWall: Duration = .zero
     /// schedstat fallback: (run time, run-queue wait) in ns of each thread, as last read.
     private var threads: [Int32: (run: UInt64, wait: UInt64)] = [:]
 
@@ -158,7 +157,6 @@ struct RunClock {
             let total = cpuFull + (ioFull ?? 0) + (memoryFull ?? 0)
             stalled = min(wall, .microseconds(Int64(clamping: total)))
         case .schedstat:
-            let roundWall = wall - lastWall
             var waits: [UInt64] = []
             var seen: [Int32: (run: UInt64, wait: UInt64)] = [:]
             for pid in pids {
@@ -171,13 +169,14 @@ struct RunClock {
                 }
             }
             threads = seen
+            // The kernel adds a wait to run_delay when the wait ends (the task gets a CPU), so one round may report
+            // the waits of several: capped at the wall time as a whole, not per round.
             if let least = waits.min() {
-                let wait = min(roundWall, .nanoseconds(Int64(clamping: least)))
-                stalled += wait
-                cpuFull += UInt64(wait.microseconds)
+                let wait = Duration.nanoseconds(Int64(clamping: least))
+                stalled = min(wall, stalled + wait)
+                cpuFull = UInt64(stalled.microseconds)
             }
         }
-        lastWall = wall
         return wall - stalled
     }
 
