@@ -418,6 +418,9 @@ extension ProcFilesTests {
         XCTAssertEqual(sampler.observations().count, 1, "the same process sampled twice is one record")
         kill(pid, SIGKILL)
         first.process.waitUntilExit()
+        // Start times are in clock ticks (10 ms): the new process must start in a later tick than the first, or
+        // nothing tells them apart (seen once on a loaded host).
+        usleep(30_000)
 
         // posix_spawn directly: Foundation's Process may start a thread between the write and the spawn,
         // and a thread id takes a pid too.
