@@ -678,6 +678,13 @@ static void *stall_thread(void *raw) {
     return NULL;
 }
 
+static void close_pipes(const int first[2], const int second[2]) {
+    close(first[0]);
+    close(first[1]);
+    close(second[0]);
+    close(second[1]);
+}
+
 int ghostrun_stall_start(const uint32_t *addresses, const uint16_t *ports, int count, ghostrun_stall *out,
                          char *step_out) {
     if (count < 0 || count > GHOSTRUN_MAX_STALL) {
@@ -698,10 +705,7 @@ int ghostrun_stall_start(const uint32_t *addresses, const uint16_t *ports, int c
     }
     stall_args *args = calloc(1, sizeof *args);
     if (args == NULL) {
-        close(stop[0]);
-        close(stop[1]);
-        close(ready_pipe[0]);
-        close(ready_pipe[1]);
+        close_pipes(stop, ready_pipe);
         copy_step(step_out, "stall-alloc");
         return ENOMEM;
     }
@@ -718,10 +722,7 @@ int ghostrun_stall_start(const uint32_t *addresses, const uint16_t *ports, int c
     int status = pthread_create(&thread, NULL, stall_thread, args);
     if (status != 0) {
         free(args);
-        close(stop[0]);
-        close(stop[1]);
-        close(ready_pipe[0]);
-        close(ready_pipe[1]);
+        close_pipes(stop, ready_pipe);
         copy_step(step_out, "stall-thread");
         return status;
     }

@@ -50,15 +50,16 @@ final class SeccompCompilerTests: XCTestCase {
 }
 
 final class CgroupHierarchyTests: XCTestCase {
-    /// Recorded from this project's machines: v1 controllers plus v2 at /sys/fs/cgroup/unified.
-    let hybrid = """
-        31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+    /// Recorded from this project's machines: v1 controllers plus v2 at /sys/fs/cgroup/unified (the controllers'
+    /// lines are shared with `CgroupPlacementTests`).
+    static let hybridControllers = """
         35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
         37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
         39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
         40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
         41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
         """
+    let hybrid = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n" + CgroupHierarchyTests.hybridControllers
     /// A systemd host with the unified hierarchy only.
     let unified = """
         25 20 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
