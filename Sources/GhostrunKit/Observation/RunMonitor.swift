@@ -165,10 +165,9 @@ struct RunMonitor {
         // Marked before the fork: the go command's own fork is the first event of its tree.
         let processEvents = ProcessEvents.shared.map { (listener: $0, mark: $0.begin()) }
         timer.mark("proc events")
-        let pid: pid_t
-        let skippedMounts: [String]
+        let child: SpawnedChild
         do {
-            (pid, skippedMounts) = try Spawner.spawnChild(spawn, joining: cgroup).unpacked
+            child = try Spawner.spawnChild(spawn, joining: cgroup)
             timer.mark("fork..exec")
         } catch {
             _ = bpfTracer?.stop()
@@ -202,9 +201,10 @@ struct RunMonitor {
         self.sampler = sampler
         self.supervisorStart = supervisorStart
         self.processEvents = processEvents
+        let pid = child.pid
         self.pid = pid
         self.bpfTracer = bpfTracer
-        self.skippedMounts = skippedMounts
+        self.skippedMounts = child.skippedMounts
         self.limits = RunLimits(timeout: scenario.timeout, hangAfter: scenario.hangAfter, scale: options.timeoutScale,
                                 maxStretch: options.maxStretch)
         self.state = State(

@@ -325,7 +325,3 @@ public enum Spawner {
         return SpawnedChild(pid: pid, skippedMounts: skipped)
     }
 }
-
-extension SpawnedChild {
-    var unpacked: (pid_t, [String]) { (pid, skippedMounts) }
-}

@@ -228,8 +228,11 @@ public final class Supervisor: @unchecked Sendable {
                 Int32($0.dropFirst(5).trimmingCharacters(in: .whitespaces))
             }
         } ?? pid
+        // Only seeded faults need the stable identity: a trace-only run reads no command lines.
         let key: String
-        if let known = processKeys[tgid], identities[pid]?.stale != true {
+        if faultsByNumber.isEmpty {
+            key = ""
+        } else if let known = processKeys[tgid], identities[pid]?.stale != true {
             key = known
         } else {
             key = processNames.name(arguments: ProcessIdentity.arguments(pid: tgid), exe: exe)
